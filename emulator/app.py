@@ -1,0 +1,127 @@
+"""create_app(settings): the Starlette application that serves the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from functools import cached_property
+
+import yaml
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import errors
+from emulator.control import ControlApi
+from emulator.errors import ApiError
+from emulator.middleware import RequestContextMiddleware
+from emulator.responses import error_response, json_response
+from emulator.routes import PublicApi
+from emulator.settings import Settings, contract_path
+from emulator.state import EmulatorState
+from emulator.store import SandboxStore
+
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "Location",
+    "WWW-Authenticate",
+]
+
+
+class Contract:
+    """The OpenAPI contract, read once, served as YAML (as written) and as JSON."""
+
+    @cached_property
+    def yaml_text(self) -> str:
+        return contract_path().read_text(encoding="utf-8")
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        return json.dumps(yaml.safe_load(self.yaml_text), ensure_ascii=False).encode()
+
+    async def serve_json(self, request: Request) -> Response:
+        return Response(self.json_bytes, media_type="application/json")
+
+    async def serve_yaml(self, request: Request) -> Response:
+        return Response(self.yaml_text, media_type="application/yaml")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error_response(errors.method_not_allowed(request.method, allowed))
+    if exc.status_code == 404:
+        return error_response(errors.not_found(request.url.path))
+    return json_response(
+        {"error": {"code": "http_error", "message": str(exc.detail)}}, exc.status_code, exc.headers
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return json_response(
+        {"error": {"code": "internal_error", "message": "The emulator failed; this is a bug."}},
+        500,
+    )
+
+
+def _closing(state: EmulatorState):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None, *, sandbox: SandboxStore | None = None
+) -> Starlette:
+    """The emulator as an ASGI app. `app.state.emulator` holds its EmulatorState."""
+    settings = settings or Settings()
+    state = EmulatorState(settings, sandbox)
+    contract = Contract()
+    routes: list[Route] = [
+        *PublicApi(state).routes(),
+        Route("/openapi.json", contract.serve_json, methods=["GET"]),
+        Route("/openapi.yaml", contract.serve_yaml, methods=["GET"]),
+    ]
+    control = ControlApi(state).routes()
+    routes += control if settings.control else [r for r in control if r.path.endswith("/health")]
+    middleware = [
+        Middleware(RequestContextMiddleware, state=state),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=_closing(state),
+    )
+    app.state.emulator = state
+    return app

@@ -1,0 +1,105 @@
+"""Credentials → bearer token → Principal, on the emulator's clock.
+
+Tokens are stateless and signed with a key that changes on every reset, so a reset invalidates
+them all and the emulator keeps no per-token memory however many a client asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from emulator import errors
+from emulator.clock import Clock
+from emulator.models import Application, Principal
+from emulator.registry import Registry
+
+TOKEN_PREFIX = "eh_"
+_SIGNATURE_BYTES = 24
+# Compared against when the client is unknown, so both failures take the same time.
+_DUMMY_SECRET = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    expires_at: datetime
+    application: Application
+
+
+class TokenService:
+    def __init__(self, registry: Registry, clock: Clock, ttl_seconds: int = 3600) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._key = secrets.token_bytes(32)
+
+    def exchange(self, client_id: str, client_secret: str) -> IssuedToken:
+        application = self._registry.application(client_id)
+        expected = application.client_secret.encode() if application else _DUMMY_SECRET
+        secret_ok = hmac.compare_digest(expected, client_secret.encode("utf-8", "surrogatepass"))
+        if application is None or not secret_ok:
+            raise errors.invalid_client()
+        workspace = self._registry.workspace(application.workspace_id)
+        if workspace is None or not workspace.api_access:
+            raise errors.api_access_disabled()
+        expires_epoch = math.floor(self._clock.timestamp()) + self._ttl
+        payload = f"{client_id}\n{expires_epoch}\n{secrets.token_hex(8)}".encode()
+        token = TOKEN_PREFIX + _b64(payload) + "." + _b64(self._sign(payload))
+        return IssuedToken(
+            access_token=token,
+            expires_in=self._ttl,
+            expires_at=datetime.fromtimestamp(expires_epoch, UTC),
+            application=application,
+        )
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an `Authorization` header, or an ApiError (401/403)."""
+        if not authorization or not authorization.strip():
+            raise errors.missing_token()
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise errors.missing_token()
+        payload = self._verify(token.strip())
+        client_id, expires_text, _nonce = payload.decode().split("\n")
+        application = self._registry.application(client_id)
+        workspace = self._registry.workspace(application.workspace_id) if application else None
+        if application is None or workspace is None:
+            raise errors.invalid_token()
+        if self._clock.timestamp() >= int(expires_text):
+            raise errors.token_expired()
+        if not workspace.api_access:
+            raise errors.api_access_disabled()
+        return Principal(application=application, workspace=workspace)
+
+    def _verify(self, token: str) -> bytes:
+        if not token.startswith(TOKEN_PREFIX) or token.count(".") != 1:
+            raise errors.invalid_token()
+        body, _, signature = token[len(TOKEN_PREFIX) :].partition(".")
+        try:
+            payload = _unb64(body)
+            given = _unb64(signature)
+        except ValueError:
+            raise errors.invalid_token() from None
+        if not hmac.compare_digest(given, self._sign(payload)):
+            raise errors.invalid_token()
+        return payload
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if not text.isascii():
+        raise ValueError("not base64")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,264 @@
+"""The emulator's own API under /_emulator/: health, reset, clock, applications, journal, faults."""
+
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import errors
+from emulator.clock import format_timestamp, parse_timestamp
+from emulator.faults import parse_fault
+from emulator.models import Application, Workspace
+from emulator.parsing import read_json_body
+from emulator.responses import json_response
+from emulator.state import EmulatorState
+
+PREFIX = "/_emulator"
+Endpoint = Callable[[Request], Awaitable[Response]]
+# Far enough for any test, near enough that datetime arithmetic never overflows.
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class ControlApi:
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        guarded = self._guarded
+        return [
+            Route(f"{PREFIX}/health", self.health, methods=["GET"]),
+            Route(f"{PREFIX}/reset", guarded(self.reset), methods=["POST"]),
+            Route(f"{PREFIX}/clock", guarded(self.read_clock), methods=["GET"]),
+            Route(f"{PREFIX}/clock", guarded(self.set_clock), methods=["POST"]),
+            Route(f"{PREFIX}/applications", guarded(self.list_applications), methods=["GET"]),
+            Route(f"{PREFIX}/applications", guarded(self.register_application), methods=["POST"]),
+            Route(f"{PREFIX}/requests", guarded(self.list_requests), methods=["GET"]),
+            Route(f"{PREFIX}/requests", guarded(self.clear_requests), methods=["DELETE"]),
+            Route(f"{PREFIX}/faults", guarded(self.list_faults), methods=["GET"]),
+            Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
+            Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
+        ]
+
+    def _guarded(self, endpoint: Endpoint) -> Endpoint:
+        expected = self.state.settings.control_token
+        if expected is None:
+            return endpoint
+        wanted = f"Bearer {expected}".encode()
+
+        async def checked(request: Request) -> Response:
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, wanted):
+                raise errors.control_unauthorized()
+            return await endpoint(request)
+
+        return checked
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        body = await read_json_body(request, self.state.settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise errors.invalid_request("The request body must be a JSON object.")
+        return body
+
+    async def health(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
+        return json_response({"status": "reset"})
+
+    def _clock_body(self) -> dict[str, Any]:
+        clock = self.state.clock
+        now = clock.now()
+        return {
+            "now": format_timestamp(now),
+            "epoch": math.floor(now.timestamp()),
+            "frozen": clock.frozen,
+        }
+
+    async def read_clock(self, request: Request) -> Response:
+        return json_response(self._clock_body())
+
+    async def set_clock(self, request: Request) -> Response:
+        body = await self._body(request)
+        clock = self.state.clock
+        frozen = body.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise errors.invalid_request("frozen must be a boolean.", "frozen")
+        if "now" in body:
+            moment = _moment(body["now"])
+            clock.set(moment, frozen=frozen is not False)
+        elif "advanceSeconds" in body:
+            seconds = body["advanceSeconds"]
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise errors.invalid_request("advanceSeconds must be a number.", "advanceSeconds")
+            target = clock.now().timestamp() + seconds
+            if not (
+                math.isfinite(target) and _EARLIEST.timestamp() <= target <= _LATEST.timestamp()
+            ):
+                raise errors.validation_failed(
+                    "advanceSeconds", "That moves the clock out of range."
+                )
+            clock.advance(seconds)
+            if frozen is not None:
+                _freeze(clock, frozen)
+        elif frozen is not None:
+            _freeze(clock, frozen)
+        else:
+            raise errors.validation_failed("now", "Give now, advanceSeconds or frozen.")
+        return json_response(self._clock_body())
+
+    async def list_applications(self, request: Request) -> Response:
+        registry = self.state.registry
+        live = self.state.live
+        windows = {w.key: w for w in self.state.limiter.states()}
+        apps = []
+        for app in registry.applications():
+            workspace = registry.workspace(app.workspace_id)
+            apps.append(_application_json(app, workspace))
+        workspaces = []
+        for ws in registry.workspaces():
+            entry = _workspace_json(ws)
+            if ws.kind != "sandbox":
+                entry["linksUsed"] = live.count(ws.id)
+            workspaces.append(entry)
+        rate_windows = [
+            {"key": w.key, "used": w.used, "limit": w.limit, "resetEpoch": w.reset_epoch}
+            for w in windows.values()
+        ]
+        return json_response(
+            {"applications": apps, "workspaces": workspaces, "rateWindows": rate_windows}
+        )
+
+    async def register_application(self, request: Request) -> Response:
+        body = await self._body(request)
+        client_id = _text(body, "clientId", required=True)
+        secret = _text(body, "clientSecret", required=True)
+        environment = _text(body, "environment", required=False) or "sandbox"
+        if environment not in ("sandbox", "live"):
+            raise errors.validation_failed("environment", "environment must be sandbox or live.")
+        workspace_id = _text(body, "workspaceId", required=environment == "live") or "sandbox"
+        if environment == "sandbox":
+            workspace_id = "sandbox"
+        rate = _whole(body, "rateLimitPerMinute", 1, 10**9)
+        quota = _whole(body, "linkQuota", 0, 10**9)
+        workspace_rate = _whole(body, "workspaceRateLimitPerMinute", 1, 10**9)
+        kind = _text(body, "workspaceKind", required=False) or "personal"
+        if kind not in ("personal", "company"):
+            raise errors.validation_failed(
+                "workspaceKind", "workspaceKind must be personal or company."
+            )
+        api_access = body.get("apiAccess", True)
+        if not isinstance(api_access, bool):
+            raise errors.invalid_request("apiAccess must be a boolean.", "apiAccess")
+        app = Application(
+            client_id=client_id,
+            client_secret=secret,
+            environment=environment,  # type: ignore[arg-type]
+            workspace_id=workspace_id,
+            name=_text(body, "name", required=False) or client_id,
+            rate_limit_per_minute=rate,
+        )
+        app, workspace = self.state.registry.register(
+            app,
+            workspace_kind=kind,  # type: ignore[arg-type]
+            api_access=api_access,
+            link_quota=quota,
+            workspace_rate_limit=workspace_rate,
+        )
+        return json_response(_application_json(app, workspace), status=201)
+
+    async def list_requests(self, request: Request) -> Response:
+        entries = [entry.to_json() for entry in self.state.journal.entries()]
+        return json_response({"requests": entries})
+
+    async def clear_requests(self, request: Request) -> Response:
+        self.state.journal.clear()
+        return Response(status_code=204)
+
+    async def list_faults(self, request: Request) -> Response:
+        return json_response({"faults": [f.to_json() for f in self.state.faults.pending()]})
+
+    async def add_fault(self, request: Request) -> Response:
+        fault = parse_fault(await self._body(request))
+        self.state.faults.add(fault)
+        return json_response(fault.to_json(), status=201)
+
+    async def clear_faults(self, request: Request) -> Response:
+        self.state.faults.clear()
+        return Response(status_code=204)
+
+
+def _freeze(clock: Any, frozen: bool) -> None:
+    if frozen and not clock.frozen:
+        clock.set(clock.now(), frozen=True)
+    elif not frozen:
+        clock.resume()
+
+
+def _moment(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise errors.invalid_request("now must be an ISO 8601 string.", "now")
+    try:
+        moment = parse_timestamp(value)
+    except (ValueError, OverflowError):
+        raise errors.validation_failed(
+            "now", f"now is not an ISO 8601 instant: {value!r}."
+        ) from None
+    if not _EARLIEST <= moment <= _LATEST:
+        raise errors.validation_failed("now", "now must be between 1970-01-02 and 9000-01-01.")
+    return moment
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.validation_failed(name, f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        raise errors.invalid_request(f"{name} must be a string.", name)
+    if required and not value:
+        raise errors.validation_failed(name, f"{name} must not be empty.")
+    return value
+
+
+def _whole(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.invalid_request(f"{name} must be an integer.", name)
+    if not low <= value <= high:
+        raise errors.validation_failed(name, f"{name} must be from {low} to {high}.")
+    return value
+
+
+def _application_json(app: Application, workspace: Workspace | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "clientId": app.client_id,
+        "environment": app.environment,
+        "workspaceId": app.workspace_id,
+        "name": app.name,
+        "rateLimitPerMinute": app.rate_limit_per_minute,
+    }
+    if workspace is not None:
+        body["workspace"] = _workspace_json(workspace)
+    return body
+
+
+def _workspace_json(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "id": workspace.id,
+        "kind": workspace.kind,
+        "apiAccess": workspace.api_access,
+        "rateLimitPerMinute": workspace.rate_limit_per_minute,
+        "linkQuota": workspace.link_quota,
+    }

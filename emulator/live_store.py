@@ -1,0 +1,324 @@
+"""Live links in SQLite (standard library), scoped by workspace, durable when given a file."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from emulator import errors
+from emulator.models import Analytics, Count, Devices, Link, NewLink, Workspace
+from emulator.store import LinkQuery, Page
+
+TOP_LIMIT = 10
+DEVICES = ("desktop", "mobile", "tablet")
+
+# Each step upgrades the schema by one version; a file at an older version is walked forward.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE links (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        workspace_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        slug TEXT NOT NULL UNIQUE,
+        destination TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    """,
+    """
+    ALTER TABLE links ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE links ADD COLUMN destination_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE links ADD COLUMN clicks INTEGER NOT NULL DEFAULT 0;
+    UPDATE links SET title_key = lower(title), destination_key = lower(destination);
+    CREATE TABLE visits (
+        link_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        country TEXT NOT NULL,
+        referrer TEXT NOT NULL,
+        device TEXT NOT NULL,
+        visitor TEXT NOT NULL
+    );
+    CREATE INDEX visits_by_link ON visits (link_id, at);
+    CREATE INDEX links_by_created ON links (workspace_id, created_at, id);
+    CREATE INDEX links_by_updated ON links (workspace_id, updated_at, id);
+    CREATE INDEX links_by_title ON links (workspace_id, title_key, id);
+    CREATE INDEX links_by_clicks ON links (workspace_id, clicks, id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_ORDER_COLUMN = {
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "title": "title_key",
+    "clicks": "clicks",
+}
+_LINK_COLUMNS = "id, title, slug, destination, created_at, updated_at, clicks"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened, read or upgraded; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Visit:
+    at: datetime
+    country: str = "US"
+    referrer: str = "direct"
+    device: str = "desktop"
+    visitor: str = "anonymous"
+
+
+class LiveStore:
+    def __init__(self, connection: sqlite3.Connection, label: str) -> None:
+        self._db = connection
+        self._label = label
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | None) -> LiveStore:
+        label = path or ":memory:"
+        try:
+            connection = sqlite3.connect(label, check_same_thread=False, isolation_level=None)
+            if path is not None:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+            store = cls(connection, label)
+            store._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot use the live database {label}: {exc}") from exc
+        return store
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the live database {self._label} has schema version {current}, newer than "
+                f"this emulator's {SCHEMA_VERSION}"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            db.executescript(
+                "BEGIN;"
+                + MIGRATIONS[version - 1]
+                + f"INSERT INTO schema_version (version) VALUES ({version}); COMMIT;"
+            )
+        if current < 2 <= SCHEMA_VERSION:
+            self._refold_keys()
+
+    def _refold_keys(self) -> None:
+        """SQL's lower() is ASCII-only; rows from an older file get Python's casefold()."""
+        rows = self._db.execute("SELECT seq, title, destination FROM links").fetchall()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE links SET title_key = ?, destination_key = ? WHERE seq = ?",
+                [(title.casefold(), dest.casefold(), seq) for seq, title, dest in rows],
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def clear(self) -> None:
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM visits")
+            self._db.execute("DELETE FROM links")
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'links'")
+
+    def count(self, workspace_id: str) -> int:
+        with self._lock:
+            return self._count(workspace_id)
+
+    def _count(self, workspace_id: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM links WHERE workspace_id = ?", (workspace_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def create(self, workspace: Workspace, new: NewLink, now: datetime) -> Link:
+        """Store a link, committed before this returns; slug unique across every workspace."""
+        with self._lock, self._transaction():
+            if self._count(workspace.id) >= workspace.link_quota:
+                raise errors.link_quota_exceeded(workspace.link_quota)
+            if new.slug is not None and self._slug_exists(new.slug):
+                raise errors.slug_taken(new.slug)
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'links'")
+            last = row.fetchone()
+            seq = (last[0] if last else 0) + 1
+            link_id = "lnk_" + hashlib.sha256(f"live:{seq}".encode()).hexdigest()[:16]
+            slug = new.slug or self._generated_slug(seq)
+            stamp = int(now.timestamp())
+            self._db.execute(
+                "INSERT INTO links (seq, id, workspace_id, title, slug, destination, created_at,"
+                " updated_at, title_key, destination_key, clicks)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (
+                    seq,
+                    link_id,
+                    workspace.id,
+                    new.title,
+                    slug,
+                    new.destination,
+                    stamp,
+                    stamp,
+                    new.title.casefold(),
+                    new.destination.casefold(),
+                ),
+            )
+        moment = _from_epoch(stamp)
+        return Link(link_id, new.title, slug, new.destination, moment, moment, Analytics())
+
+    def _slug_exists(self, slug: str) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM links WHERE slug = ?", (slug,)).fetchone() is not None
+        )
+
+    def _generated_slug(self, seq: int) -> str:
+        for attempt in range(1000):
+            digest = hashlib.sha256(f"slug:{seq}:{attempt}".encode()).hexdigest()
+            candidate = digest[:7]
+            if not self._slug_exists(candidate):
+                return candidate
+        raise RuntimeError("no free generated slug after 1000 attempts")
+
+    def query(self, workspace_id: str, query: LinkQuery) -> Page:
+        where = ["workspace_id = ?"]
+        args: list[object] = [workspace_id]
+        if query.has_visits is not None:
+            where.append("clicks > 0" if query.has_visits else "clicks = 0")
+        if query.q:
+            needle = query.q.casefold()
+            where.append(
+                "(instr(title_key, ?) > 0 OR instr(slug, ?) > 0 OR instr(destination_key, ?) > 0)"
+            )
+            args += [needle, needle, needle]
+        condition = " AND ".join(where)
+        direction = "ASC" if query.sort_order == "asc" else "DESC"
+        column = _ORDER_COLUMN[query.sort_by]
+        with self._lock:
+            total = int(
+                self._db.execute(f"SELECT count(*) FROM links WHERE {condition}", args).fetchone()[
+                    0
+                ]
+            )
+            rows = self._db.execute(
+                f"SELECT {_LINK_COLUMNS} FROM links WHERE {condition}"
+                f" ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
+                [*args, query.limit, min(query.offset, 2**62)],
+            ).fetchall()
+        return Page([_summary(row) for row in rows], total, query.limit, query.offset)
+
+    def get(self, workspace_id: str, link_id: str) -> Link | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_LINK_COLUMNS} FROM links WHERE id = ? AND workspace_id = ?",
+                (link_id, workspace_id),
+            ).fetchone()
+            if row is None:
+                return None
+            return _summary(row, self._analytics(link_id))
+
+    def find_slug(self, slug: str) -> tuple[str, str] | None:
+        """(link id, destination) of a live short link."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, destination FROM links WHERE slug = ?", (slug,)
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def record_visits(self, link_id: str, visits: Iterable[Visit]) -> int:
+        rows = [
+            (link_id, int(v.at.timestamp()), v.country, v.referrer, v.device, v.visitor)
+            for v in visits
+        ]
+        with self._lock, self._transaction():
+            self._db.executemany(
+                "INSERT INTO visits (link_id, at, country, referrer, device, visitor)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute(
+                "UPDATE links SET clicks = clicks + ? WHERE id = ?", (len(rows), link_id)
+            )
+        return len(rows)
+
+    def _analytics(self, link_id: str) -> Analytics:
+        db = self._db
+        total, unique, last = db.execute(
+            "SELECT count(*), count(DISTINCT visitor), max(at) FROM visits WHERE link_id = ?",
+            (link_id,),
+        ).fetchone()
+        if not total:
+            return Analytics()
+        by_day = db.execute(
+            "SELECT date(at, 'unixepoch') AS day, count(*) FROM visits WHERE link_id = ?"
+            " GROUP BY day ORDER BY day",
+            (link_id,),
+        ).fetchall()
+        devices = dict(
+            db.execute(
+                "SELECT device, count(*) FROM visits WHERE link_id = ? GROUP BY device",
+                (link_id,),
+            ).fetchall()
+        )
+        return Analytics(
+            total_clicks=total,
+            unique_visitors=unique,
+            last_visited_at=_from_epoch(last),
+            clicks_by_day=_counts(by_day),
+            top_countries=self._top(link_id, "country"),
+            top_referrers=self._top(link_id, "referrer"),
+            devices=Devices(**{name: devices.get(name, 0) for name in DEVICES}),
+        )
+
+    def _top(self, link_id: str, column: str) -> tuple[Count, ...]:
+        rows = self._db.execute(
+            f"SELECT {column}, count(*) AS n FROM visits WHERE link_id = ?"
+            f" GROUP BY {column} ORDER BY n DESC, {column} ASC LIMIT {TOP_LIMIT}",
+            (link_id,),
+        ).fetchall()
+        return _counts(rows)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _from_epoch(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def _counts(rows: Iterable[tuple[str, int]]) -> tuple[Count, ...]:
+    return tuple(Count(label, clicks) for label, clicks in rows)
+
+
+def _summary(row: tuple[object, ...], analytics: Analytics | None = None) -> Link:
+    link_id, title, slug, destination, created, updated, clicks = row
+    return Link(
+        id=str(link_id),
+        title=str(title),
+        slug=str(slug),
+        destination=str(destination),
+        created_at=_from_epoch(int(created)),  # type: ignore[call-overload]
+        updated_at=_from_epoch(int(updated)),  # type: ignore[call-overload]
+        analytics=analytics or Analytics(total_clicks=int(clicks)),  # type: ignore[call-overload]
+    )

@@ -1,0 +1,179 @@
+"""Domain values: applications, workspaces, links and their analytics, and the create-link rules.
+
+Nothing here knows about HTTP. Values are frozen; the live store builds new ones as visits arrive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from emulator import errors
+
+Environment = Literal["sandbox", "live"]
+WorkspaceKind = Literal["sandbox", "personal", "company"]
+
+TITLE_MAX = 200
+DESTINATION_MAX = 2048
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
+DESTINATION_PATTERN = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+_SLUG_RE = re.compile(SLUG_PATTERN)
+_DESTINATION_RE = re.compile(DESTINATION_PATTERN)
+
+SANDBOX_WORKSPACE_ID = "sandbox"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    kind: WorkspaceKind
+    api_access: bool = True
+    rate_limit_per_minute: int = 60
+    link_quota: int = 1000
+
+
+@dataclass(frozen=True)
+class Application:
+    client_id: str
+    client_secret: str = field(repr=False)
+    environment: Environment
+    workspace_id: str
+    name: str = ""
+    rate_limit_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an application and the workspace it acts for."""
+
+    application: Application
+    workspace: Workspace
+
+    @property
+    def environment(self) -> Environment:
+        return self.application.environment
+
+    @property
+    def rate_key(self) -> str:
+        """Sandbox apps are limited each on their own; live apps share their workspace's limit,
+        unless the app was registered with a limit of its own."""
+        app = self.application
+        if app.environment == "sandbox" or app.rate_limit_per_minute is not None:
+            return f"app:{app.client_id}"
+        return f"workspace:{self.workspace.id}"
+
+    @property
+    def rate_limit(self) -> int:
+        app = self.application
+        if app.rate_limit_per_minute is not None:
+            return app.rate_limit_per_minute
+        if app.environment == "sandbox":
+            return 15
+        return self.workspace.rate_limit_per_minute
+
+
+@dataclass(frozen=True)
+class Count:
+    """One row of a top list or a day of clicks: a label and its clicks."""
+
+    label: str
+    clicks: int
+
+
+@dataclass(frozen=True)
+class Devices:
+    desktop: int = 0
+    mobile: int = 0
+    tablet: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.desktop + self.mobile + self.tablet
+
+
+@dataclass(frozen=True)
+class Analytics:
+    total_clicks: int = 0
+    unique_visitors: int = 0
+    last_visited_at: datetime | None = None
+    clicks_by_day: tuple[Count, ...] = ()
+    top_countries: tuple[Count, ...] = ()
+    top_referrers: tuple[Count, ...] = ()
+    devices: Devices = Devices()
+
+
+@dataclass(frozen=True)
+class Link:
+    id: str
+    title: str
+    slug: str
+    destination: str
+    created_at: datetime
+    updated_at: datetime
+    analytics: Analytics = Analytics()
+
+    @property
+    def clicks(self) -> int:
+        return self.analytics.total_clicks
+
+    @property
+    def has_visits(self) -> bool:
+        return self.analytics.total_clicks > 0
+
+
+@dataclass(frozen=True)
+class NewLink:
+    title: str
+    destination: str
+    slug: str | None = None
+
+
+def parse_new_link(body: object) -> NewLink:
+    """Validate a create-link body (already decoded JSON) into a NewLink, or raise ApiError.
+
+    Wrong JSON types are 400 `invalid_request`; a missing field or a broken rule is 422.
+    """
+    if not isinstance(body, dict):
+        raise errors.invalid_request("The request body must be a JSON object.")
+    title = required_string(body, "title")
+    destination = required_string(body, "destination")
+    slug = body.get("slug")
+    if slug is not None and not isinstance(slug, str):
+        raise errors.invalid_request("slug must be a string.", "slug")
+
+    if not 1 <= len(title) <= TITLE_MAX:
+        raise errors.validation_failed("title", f"title must be 1 to {TITLE_MAX} characters.")
+    if len(destination) > DESTINATION_MAX:
+        raise errors.validation_failed(
+            "destination", f"destination must be at most {DESTINATION_MAX} characters."
+        )
+    if not _DESTINATION_RE.fullmatch(destination):
+        raise errors.validation_failed(
+            "destination", "destination must be an absolute http or https URL."
+        )
+    if slug is not None and not _SLUG_RE.fullmatch(slug):
+        raise errors.validation_failed(
+            "slug",
+            "slug must be 3 to 64 characters of a-z, 0-9 and '-', not starting or ending with '-'.",
+        )
+    return NewLink(title=title, destination=destination, slug=slug)
+
+
+def required_string(body: dict[str, object], name: str) -> str:
+    """A required string field of a JSON object body: 422 when absent, 400 when not a string."""
+    if body.get(name) is None:
+        raise errors.validation_failed(name, f"{name} is required.")
+    value = body[name]
+    if not isinstance(value, str):
+        raise errors.invalid_request(f"{name} must be a string.", name)
+    _require_unicode(name, value)
+    return value
+
+
+def _require_unicode(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.validation_failed(name, f"{name} must be valid Unicode text.") from None

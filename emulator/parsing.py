@@ -1,0 +1,84 @@
+"""Turning query strings and request bodies into domain values, or precise 4xx errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import cast
+
+from starlette.requests import Request
+
+from emulator import errors
+from emulator.store import SORT_KEYS, SORT_ORDERS, LinkQuery, SortKey, SortOrder
+
+Q_MAX = 200
+LIMIT_MAX = 100
+_MAX_DIGITS = 12
+_JSON_MEDIA = re.compile(r"application/(?:[\w.+-]+\+)?json", re.ASCII)
+
+
+def parse_link_query(params: Mapping[str, str]) -> LinkQuery:
+    q = params.get("q")
+    if q is not None and len(q) > Q_MAX:
+        raise errors.invalid_parameter("q", f"q must be at most {Q_MAX} characters.")
+    has_visits_text = params.get("hasVisits")
+    has_visits: bool | None = None
+    if has_visits_text is not None:
+        if has_visits_text not in ("true", "false"):
+            raise errors.invalid_parameter("hasVisits", "hasVisits must be 'true' or 'false'.")
+        has_visits = has_visits_text == "true"
+    limit = _integer(params, "limit", default=25, low=1, high=LIMIT_MAX)
+    offset = _integer(params, "offset", default=0, low=0, high=None)
+    sort_by = params.get("sortBy", "createdAt")
+    if sort_by not in SORT_KEYS:
+        raise errors.invalid_parameter("sortBy", f"sortBy must be one of {', '.join(SORT_KEYS)}.")
+    sort_order = params.get("sortOrder", "desc")
+    if sort_order not in SORT_ORDERS:
+        raise errors.invalid_parameter("sortOrder", "sortOrder must be 'asc' or 'desc'.")
+    return LinkQuery(
+        q=q or None,
+        has_visits=has_visits,
+        limit=limit,
+        offset=offset,
+        sort_by=cast(SortKey, sort_by),
+        sort_order=cast(SortOrder, sort_order),
+    )
+
+
+def _integer(
+    params: Mapping[str, str], name: str, *, default: int, low: int, high: int | None
+) -> int:
+    text = params.get(name)
+    if text is None:
+        return default
+    bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    if not (text.isascii() and text.isdigit()):
+        raise errors.invalid_parameter(name, f"{name} must be an integer {bounds}.")
+    # Offsets past any real page are legal; beyond a dozen digits they all mean "past the end".
+    value = int(text) if len(text) <= _MAX_DIGITS else 10**_MAX_DIGITS
+    if value < low or (high is not None and value > high):
+        raise errors.invalid_parameter(name, f"{name} must be an integer {bounds}.")
+    return value
+
+
+async def read_json_body(request: Request, max_bytes: int) -> object:
+    """The decoded JSON body: 415 for another media type, 413 when too large, 400 when not JSON."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not _JSON_MEDIA.fullmatch(media_type):
+        raise errors.unsupported_media_type(content_type)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise errors.payload_too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise errors.payload_too_large(max_bytes)
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise errors.invalid_request("The request body is not valid JSON.") from None

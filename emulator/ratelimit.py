@@ -1,0 +1,79 @@
+"""A sliding 60-second window per key (an application, or a workspace that its apps share)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from emulator.clock import Clock
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_epoch: int
+    retry_after: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_epoch),
+        }
+
+
+@dataclass(frozen=True)
+class WindowState:
+    key: str
+    used: int
+    limit: int
+    reset_epoch: int
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, deque[float]] = {}
+        self._limits: dict[str, int] = {}
+
+    def acquire(self, key: str, limit: int) -> Decision:
+        """Count one request against `key` if the window allows it; exact under concurrency."""
+        with self._lock:
+            now = self._clock.timestamp()
+            window = self._windows.setdefault(key, deque())
+            self._limits[key] = limit
+            _expire(window, now)
+            allowed = len(window) < limit
+            if allowed:
+                window.append(now)
+            oldest = window[0] if window else now
+            frees_at = oldest + WINDOW_SECONDS
+            return Decision(
+                allowed=allowed,
+                limit=limit,
+                remaining=max(limit - len(window), 0),
+                reset_epoch=math.ceil(frees_at),
+                retry_after=0 if allowed else max(1, math.ceil(frees_at - now)),
+            )
+
+    def states(self) -> list[WindowState]:
+        with self._lock:
+            now = self._clock.timestamp()
+            result = []
+            for key, window in sorted(self._windows.items()):
+                _expire(window, now)
+                frees_at = (window[0] if window else now) + WINDOW_SECONDS
+                result.append(WindowState(key, len(window), self._limits[key], math.ceil(frees_at)))
+            return result
+
+
+def _expire(window: deque[float], now: float) -> None:
+    while window and window[0] <= now - WINDOW_SECONDS:
+        window.popleft()

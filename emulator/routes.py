@@ -1,0 +1,101 @@
+"""The four public endpoints of the real API: parse → auth → rate limit → store → serialize."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import errors, serialize
+from emulator.errors import ApiError
+from emulator.models import Principal, parse_new_link, required_string
+from emulator.parsing import parse_link_query, read_json_body
+from emulator.ratelimit import Decision
+from emulator.responses import json_response
+from emulator.state import EmulatorState
+
+TOKEN_PATH = "/api/api-applications/token"
+LINKS_PATH = "/api/api-applications/public/links"
+LINK_PATH = LINKS_PATH + "/{linkId}"
+
+
+class PublicApi:
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(TOKEN_PATH, self.create_token, methods=["POST"]),
+            Route(LINKS_PATH, self.list_links, methods=["GET"]),
+            Route(LINKS_PATH, self.create_link, methods=["POST"]),
+            Route(LINK_PATH, self.get_link, methods=["GET"]),
+        ]
+
+    async def create_token(self, request: Request) -> Response:
+        body = await read_json_body(request, self.state.settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise errors.invalid_request("The request body must be a JSON object.")
+        client_id = required_string(body, "clientId")
+        request.state.client_id = client_id
+        client_secret = required_string(body, "clientSecret")
+        issued = self.state.tokens.exchange(client_id, client_secret)
+        return json_response(serialize.token(issued), headers={"Cache-Control": "no-store"})
+
+    async def list_links(self, request: Request) -> Response:
+        principal, decision = self._admit(request)
+        try:
+            query = parse_link_query(request.query_params)
+            if principal.environment == "sandbox":
+                page = self.state.sandbox.query(query)
+            else:
+                page = self.state.live.query(principal.workspace.id, query)
+        except ApiError as error:
+            raise _with_rate_headers(error, decision) from None
+        body = serialize.page(page, self.state.settings.short_base)
+        return json_response(body, headers=decision.headers())
+
+    async def create_link(self, request: Request) -> Response:
+        principal, decision = self._admit(request)
+        state = self.state
+        try:
+            new = parse_new_link(await read_json_body(request, state.settings.max_body_bytes))
+            now = state.clock.now()
+            if principal.environment == "sandbox":
+                link = state.sandbox.preview_create(new, now)
+            else:
+                link = state.live.create(principal.workspace, new, now)
+        except ApiError as error:
+            raise _with_rate_headers(error, decision) from None
+        persisted = principal.environment == "live"
+        body = {**serialize.link_detail(link, state.settings.short_base), "persisted": persisted}
+        headers = decision.headers()
+        if persisted:
+            headers["Location"] = f"{LINKS_PATH}/{link.id}"
+        return json_response(body, status=201, headers=headers)
+
+    async def get_link(self, request: Request) -> Response:
+        principal, decision = self._admit(request)
+        link_id: str = request.path_params["linkId"]
+        if principal.environment == "sandbox":
+            link = self.state.sandbox.get(link_id)
+        else:
+            link = self.state.live.get(principal.workspace.id, link_id)
+        if link is None:
+            raise _with_rate_headers(errors.link_not_found(), decision)
+        body = serialize.link_detail(link, self.state.settings.short_base)
+        return json_response(body, headers=decision.headers())
+
+    def _admit(self, request: Request) -> tuple[Principal, Decision]:
+        """Authenticate, then count the call against the caller's window (or refuse it)."""
+        principal = self.state.tokens.authenticate(request.headers.get("authorization"))
+        request.state.client_id = principal.application.client_id
+        decision = self.state.limiter.acquire(principal.rate_key, principal.rate_limit)
+        if not decision.allowed:
+            raise errors.rate_limited(decision.retry_after, decision.headers())
+        return principal, decision
+
+
+def _with_rate_headers(error: ApiError, decision: Decision) -> ApiError:
+    return replace(error, headers={**error.headers, **decision.headers()})

@@ -1,0 +1,45 @@
+"""Frozen settings, and where the packaged contract and fixtures live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _packaged_dir(name: str) -> Path:
+    """`contract/` or `fixtures/`: inside the wheel as `emulator/_<name>`, beside the package in a
+    source checkout."""
+    for candidate in (_PACKAGE_DIR / f"_{name}", _PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the packaged {name}/ folder is missing from this installation")
+
+
+def contract_path() -> Path:
+    return _packaged_dir("contract") / "openapi.yaml"
+
+
+def default_fixtures_dir() -> Path:
+    return _packaged_dir("fixtures")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_path: str | None = None
+    fixtures_dir: Path | None = None
+    sandbox_size: int | None = None
+    short_base: str = "https://8here.in"
+    control: bool = True
+    control_token: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ("*",)
+    journal_size: int = 1000
+    token_ttl_seconds: int = 3600
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def resolved_fixtures_dir(self) -> Path:
+        return self.fixtures_dir if self.fixtures_dir is not None else default_fixtures_dir()
