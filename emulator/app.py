@@ -23,6 +23,7 @@ from emulator.middleware import RequestContextMiddleware
 from emulator.responses import error_response, json_response
 from emulator.routes import PublicApi
 from emulator.settings import Settings, contract_path
+from emulator.shortlinks import ShortLinks
 from emulator.state import EmulatorState
 from emulator.store import SandboxStore
 
@@ -102,6 +103,7 @@ def create_app(
     ]
     control = ControlApi(state).routes()
     routes += control if settings.control else [r for r in control if r.path.endswith("/health")]
+    routes += ShortLinks(state).routes()  # last: `/{slug}` would shadow nothing above
     middleware = [
         Middleware(RequestContextMiddleware, state=state),
         Middleware(

@@ -95,6 +95,12 @@ class TokenService:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
 
 
+def fingerprint(token: str) -> str:
+    """A short, stable, non-reversible name for a token, for journals and logs."""
+    digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+    return "tok_" + digest[:12]
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

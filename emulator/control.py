@@ -19,6 +19,7 @@ from emulator.models import Application, Workspace
 from emulator.parsing import read_json_body
 from emulator.responses import json_response
 from emulator.state import EmulatorState
+from emulator.visits import parse_bulk_visits
 
 PREFIX = "/_emulator"
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -45,6 +46,7 @@ class ControlApi:
             Route(f"{PREFIX}/faults", guarded(self.list_faults), methods=["GET"]),
             Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
             Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
+            Route(f"{PREFIX}/visits", guarded(self.record_visits), methods=["POST"]),
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
@@ -175,8 +177,19 @@ class ControlApi:
         )
         return json_response(_application_json(app, workspace), status=201)
 
+    async def record_visits(self, request: Request) -> Response:
+        state = self.state
+        bulk = parse_bulk_visits(await self._body(request), state.clock.now())
+        found = state.live.find_slug(bulk.slug)
+        if found is None:
+            raise errors.ApiError(404, "link_not_found", f"No live link with slug {bulk.slug!r}.")
+        link_id, _destination = found
+        recorded = state.live.record_visits(link_id, bulk.visits(state.live.visit_count(link_id)))
+        return json_response({"recorded": recorded, "linkId": link_id}, status=201)
+
     async def list_requests(self, request: Request) -> Response:
-        entries = [entry.to_json() for entry in self.state.journal.entries()]
+        detail = request.query_params.get("detail") in ("1", "true")
+        entries = [entry.to_json(detail=detail) for entry in self.state.journal.entries()]
         return json_response({"requests": entries})
 
     async def clear_requests(self, request: Request) -> Response:

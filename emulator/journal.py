@@ -1,11 +1,20 @@
-"""The request journal: what API requests the emulator received, bounded in memory."""
+"""The request journal: what API requests the emulator received, bounded in memory.
+
+Entries keep the raw headers and (truncated) bodies; secrets are masked only when an entry is
+shown, so recording stays cheap on the request path.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+BODY_CAPTURE_BYTES = 16 * 1024
+_SECRET_FIELDS = re.compile(r'("(?:clientSecret|accessToken)"\s*:\s*")(?:[^"\\]|\\.)*(")')
+_MASKED_HEADERS = {"authorization", "cookie", "set-cookie"}
 
 
 @dataclass(frozen=True)
@@ -19,20 +28,58 @@ class JournalEntry:
     status: int
     client_id: str | None
     duration_ms: float
+    token_fingerprint: str | None = None
+    retry_after: int | None = None
+    pagination: dict[str, Any] | None = None
+    request_headers: tuple[tuple[bytes, bytes], ...] = ()
+    request_body: bytes = b""
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
+    response_body: bytes = b""
 
-    def to_json(self) -> dict[str, Any]:
-        raw = asdict(self)
-        return {
-            "sequence": raw["sequence"],
-            "requestId": raw["request_id"],
-            "time": raw["time"],
-            "method": raw["method"],
-            "path": raw["path"],
-            "query": raw["query"],
-            "status": raw["status"],
-            "clientId": raw["client_id"],
-            "durationMs": raw["duration_ms"],
+    def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "sequence": self.sequence,
+            "requestId": self.request_id,
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "clientId": self.client_id,
+            "tokenFingerprint": self.token_fingerprint,
+            "retryAfter": self.retry_after,
+            "pagination": self.pagination,
+            "durationMs": self.duration_ms,
         }
+        if detail:
+            body["request"] = {
+                "headers": _headers(self.request_headers),
+                "body": _masked_body(self.request_body),
+            }
+            body["response"] = {
+                "headers": _headers(self.response_headers),
+                "body": _masked_body(self.response_body),
+            }
+        return body
+
+
+def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[list[str]]:
+    shown = []
+    for name, value in raw:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        if key.lower() in _MASKED_HEADERS:
+            scheme, _, secret = text.partition(" ")
+            text = f"{scheme} ***" if secret else "***"
+        shown.append([key, text])
+    return shown
+
+
+def _masked_body(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    if len(raw) >= BODY_CAPTURE_BYTES:
+        text += "…(truncated)"
+    return _SECRET_FIELDS.sub(r"\1***\2", text)
 
 
 class Journal:
@@ -53,6 +100,13 @@ class Journal:
     def entries(self) -> list[JournalEntry]:
         with self._lock:
             return list(self._entries)
+
+    def find(self, sequence: int) -> JournalEntry | None:
+        with self._lock:
+            for entry in self._entries:
+                if entry.sequence == sequence:
+                    return entry
+            return None
 
     def clear(self) -> None:
         with self._lock:

@@ -236,6 +236,11 @@ class LiveStore:
             ).fetchone()
         return (row[0], row[1]) if row else None
 
+    def visit_count(self, link_id: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM visits WHERE link_id = ?", (link_id,))
+            return int(row.fetchone()[0])
+
     def record_visits(self, link_id: str, visits: Iterable[Visit]) -> int:
         rows = [
             (link_id, int(v.at.timestamp()), v.country, v.referrer, v.device, v.visitor)

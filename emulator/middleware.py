@@ -6,20 +6,21 @@ import asyncio
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.clock import format_timestamp
 from emulator.errors import injected_fault
+from emulator.journal import BODY_CAPTURE_BYTES
 from emulator.responses import error_response
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
-API_PREFIX = "/api/"
+UNJOURNALED_PREFIXES = ("/_emulator", "/openapi.", "/favicon.ico")
 
 
 def _request_id(scope: Scope) -> str:
@@ -27,6 +28,22 @@ def _request_id(scope: Scope) -> str:
         if name == b"x-request-id" and _REQUEST_ID.fullmatch(value):
             return value.decode("ascii")
     return "req_" + secrets.token_hex(8)
+
+
+class _Capture:
+    """The first BODY_CAPTURE_BYTES of each body, and the response's status and headers."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.response_headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.request_body = bytearray()
+        self.response_body = bytearray()
+
+    @staticmethod
+    def keep(target: bytearray, chunk: bytes) -> None:
+        room = BODY_CAPTURE_BYTES - len(target)
+        if room > 0:
+            target += chunk[:room]
 
 
 class RequestContextMiddleware:
@@ -39,40 +56,69 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
-        context = scope.setdefault("state", {})
+        context: dict[str, Any] = scope.setdefault("state", {})
         context["request_id"] = request_id
-        status = 500
+        # Everything a client sends is journaled; the emulator's own paths are not.
+        journaled = not scope["path"].startswith(UNJOURNALED_PREFIXES)
+        capture = _Capture()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+                capture.status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers.append("X-Request-Id", request_id)
+                capture.response_headers = tuple(headers.raw)
+            elif message["type"] == "http.response.body":
+                capture.keep(capture.response_body, message.get("body", b""))
             await send(message)
 
-        path: str = scope["path"]
-        if not path.startswith(API_PREFIX):
+        if not journaled:
             await self.app(scope, receive, send_with_id)
             return
+
+        async def receive_captured() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                capture.keep(capture.request_body, message.get("body", b""))
+            return message
+
+        await self._journaled(scope, receive_captured, send_with_id, capture, context)
+
+    async def _journaled(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        capture: _Capture,
+        context: dict[str, Any],
+    ) -> None:
         state = self.state
         started = time.perf_counter()
         received_at = format_timestamp(state.clock.now())
         try:
-            fault = state.faults.take(scope["method"], path)
+            fault = state.faults.take(scope["method"], scope["path"])
             if fault is not None and fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)
             if fault is not None and fault.status is not None:
-                await error_response(injected_fault(fault.status))(scope, receive, send_with_id)
+                await error_response(injected_fault(fault.status))(scope, receive, send)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send)
         finally:
+            retry_after = dict(capture.response_headers).get(b"retry-after")
             state.journal.record(
-                request_id=request_id,
+                request_id=context["request_id"],
                 time=received_at,
                 method=scope["method"],
-                path=path,
+                path=scope["path"],
                 query=scope["query_string"].decode("latin-1"),
-                status=status,
+                status=capture.status,
                 client_id=context.get("client_id"),
+                token_fingerprint=context.get("token_fingerprint"),
+                retry_after=int(retry_after) if retry_after else None,
+                pagination=context.get("pagination"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                request_headers=tuple(scope["headers"]),
+                request_body=bytes(capture.request_body),
+                response_headers=capture.response_headers,
+                response_body=bytes(capture.response_body),
             )

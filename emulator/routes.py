@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import errors, serialize
+from emulator.auth import fingerprint
 from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
 from emulator.parsing import parse_link_query, read_json_body
@@ -41,6 +42,7 @@ class PublicApi:
         request.state.client_id = client_id
         client_secret = required_string(body, "clientSecret")
         issued = self.state.tokens.exchange(client_id, client_secret)
+        request.state.token_fingerprint = fingerprint(issued.access_token)
         return json_response(serialize.token(issued), headers={"Cache-Control": "no-store"})
 
     async def list_links(self, request: Request) -> Response:
@@ -54,6 +56,7 @@ class PublicApi:
         except ApiError as error:
             raise _with_rate_headers(error, decision) from None
         body = serialize.page(page, self.state.settings.short_base)
+        request.state.pagination = body["pagination"]
         return json_response(body, headers=decision.headers())
 
     async def create_link(self, request: Request) -> Response:
@@ -89,7 +92,10 @@ class PublicApi:
 
     def _admit(self, request: Request) -> tuple[Principal, Decision]:
         """Authenticate, then count the call against the caller's window (or refuse it)."""
-        principal = self.state.tokens.authenticate(request.headers.get("authorization"))
+        authorization = request.headers.get("authorization")
+        if authorization:
+            request.state.token_fingerprint = fingerprint(authorization.partition(" ")[2].strip())
+        principal = self.state.tokens.authenticate(authorization)
         request.state.client_id = principal.application.client_id
         decision = self.state.limiter.acquire(principal.rate_key, principal.rate_limit)
         if not decision.allowed:

@@ -66,7 +66,7 @@ class SandboxStore:
 
     def __init__(self, links: Sequence[Link]) -> None:
         self._by_id = {link.id: link for link in links}
-        self._slugs = frozenset(link.slug for link in links)
+        self._by_slug = {link.slug: link for link in links}
         # (sort key, hasVisits filter) -> links in ascending order.
         self._orders: dict[tuple[SortKey, bool | None], list[Link]] = {}
         for key in SORT_KEYS:
@@ -81,6 +81,9 @@ class SandboxStore:
 
     def get(self, link_id: str) -> Link | None:
         return self._by_id.get(link_id)
+
+    def by_slug(self, slug: str) -> Link | None:
+        return self._by_slug.get(slug)
 
     def query(self, query: LinkQuery) -> Page:
         ordered = self._orders[query.sort_by, query.has_visits]
@@ -98,7 +101,7 @@ class SandboxStore:
 
     def preview_create(self, new: NewLink, now: datetime) -> Link:
         """What a sandbox create answers: a well-formed link that is never stored."""
-        if new.slug is not None and new.slug in self._slugs:
+        if new.slug is not None and new.slug in self._by_slug:
             raise errors.slug_taken(new.slug)
         seed = f"{new.title}\n{new.destination}\n{new.slug}\n{now.isoformat()}"
         digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()
@@ -116,7 +119,7 @@ class SandboxStore:
     def _generated_slug(self, digest: str) -> str:
         for start in range(0, len(digest) - 8):
             candidate = digest[start : start + 8]
-            if candidate not in self._slugs:
+            if candidate not in self._by_slug:
                 return candidate
         raise AssertionError("a 64-hex digest always yields a free 8-character slug")
 
