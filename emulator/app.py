@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from functools import cached_property
 
 import yaml
@@ -80,15 +78,6 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _closing(state: EmulatorState):  # type: ignore[no-untyped-def]
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        state.close()
-
-    return lifespan
-
-
 def create_app(
     settings: Settings | None = None, *, sandbox: SandboxStore | None = None
 ) -> Starlette:
@@ -123,7 +112,6 @@ def create_app(
             HTTPException: _http_error,
             Exception: _server_error,
         },
-        lifespan=_closing(state),
     )
     app.state.emulator = state
     return app

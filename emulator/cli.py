@@ -80,14 +80,17 @@ def serve(settings: Settings, log_level: str = "info") -> int:
     except (StoreError, FixtureError, OSError) as exc:
         print(f"8here-emulator: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        app.state.emulator.close()
     return 0
 
 

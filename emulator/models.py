@@ -18,7 +18,10 @@ WorkspaceKind = Literal["sandbox", "personal", "company"]
 TITLE_MAX = 200
 DESTINATION_MAX = 2048
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
-DESTINATION_PATTERN = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+# Whitespace and control characters spelled out: `\s` means different things to Python's `re` and
+# to JSON Schema validators, and the contract must carry the very same pattern.
+_NOT_URL_CHARS = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+DESTINATION_PATTERN = rf"^https?://[^{_NOT_URL_CHARS}/?#]+(?:[/?#][^{_NOT_URL_CHARS}]*)?$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
 _DESTINATION_RE = re.compile(DESTINATION_PATTERN)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,7 +20,22 @@ from emulator.state import EmulatorState
 
 TOKEN_PATH = "/api/api-applications/token"
 LINKS_PATH = "/api/api-applications/public/links"
-LINK_PATH = LINKS_PATH + "/{linkId}"
+LINK_PATH = LINKS_PATH + "/{linkId:anything}"
+
+
+class AnythingConvertor(Convertor[str]):
+    """Any id at all, slashes and newlines included, so each reaches `link_not_found`."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", AnythingConvertor())
 
 
 class PublicApi:
@@ -29,8 +45,8 @@ class PublicApi:
     def routes(self) -> list[Route]:
         return [
             Route(TOKEN_PATH, self.create_token, methods=["POST"]),
-            Route(LINKS_PATH, self.list_links, methods=["GET"]),
-            Route(LINKS_PATH, self.create_link, methods=["POST"]),
+            # One route for both methods, so a 405 names both in `Allow`.
+            Route(LINKS_PATH, self.links, methods=["GET", "POST"]),
             Route(LINK_PATH, self.get_link, methods=["GET"]),
         ]
 
@@ -44,6 +60,11 @@ class PublicApi:
         issued = self.state.tokens.exchange(client_id, client_secret)
         request.state.token_fingerprint = fingerprint(issued.access_token)
         return json_response(serialize.token(issued), headers={"Cache-Control": "no-store"})
+
+    async def links(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.create_link(request)
+        return await self.list_links(request)
 
     async def list_links(self, request: Request) -> Response:
         principal, decision = self._admit(request)
