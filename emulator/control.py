@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import errors
+from emulator import errors, serialize
 from emulator.clock import format_timestamp, parse_timestamp
 from emulator.faults import parse_fault
-from emulator.models import Application, Workspace
-from emulator.parsing import read_json_body
+from emulator.models import SANDBOX_WORKSPACE_ID, Application, Workspace
+from emulator.parsing import parse_link_query, read_json_body
 from emulator.responses import json_response
 from emulator.state import EmulatorState
 from emulator.visits import parse_bulk_visits
@@ -47,6 +47,12 @@ class ControlApi:
             Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
             Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
             Route(f"{PREFIX}/visits", guarded(self.record_visits), methods=["POST"]),
+            Route(f"{PREFIX}/links", guarded(self.browse_links), methods=["GET"]),
+            Route(
+                f"{PREFIX}/links/{{linkId:{convertors.ANY_ID}}}",
+                guarded(self.browse_link),
+                methods=["GET"],
+            ),
         ]
 
     def _guarded(self, endpoint: Endpoint) -> Endpoint:
@@ -188,9 +194,47 @@ class ControlApi:
         return json_response({"recorded": recorded, "linkId": link_id}, status=201)
 
     async def list_requests(self, request: Request) -> Response:
-        detail = request.query_params.get("detail") in ("1", "true")
-        entries = [entry.to_json(detail=detail) for entry in self.state.journal.entries()]
+        """`?after=N` gives only entries newer than sequence N (for polling);
+        `?detail=1` adds masked headers and bodies."""
+        params = request.query_params
+        detail = params.get("detail") in ("1", "true")
+        after_text = params.get("after", "0")
+        if not (after_text.isascii() and after_text.isdigit()):
+            raise errors.invalid_parameter("after", "after must be a sequence number.")
+        after = int(after_text)
+        entries = [
+            entry.to_json(detail=detail)
+            for entry in self.state.journal.entries()
+            if entry.sequence > after
+        ]
         return json_response({"requests": entries})
+
+    def _workspace_param(self, request: Request) -> str:
+        workspace_id = request.query_params.get("workspace", SANDBOX_WORKSPACE_ID)
+        if self.state.registry.workspace(workspace_id) is None:
+            raise errors.invalid_parameter("workspace", f"No workspace {workspace_id!r}.")
+        return workspace_id
+
+    async def browse_links(self, request: Request) -> Response:
+        """Any workspace's links, with the public list's filters, sorts and pagination."""
+        workspace_id = self._workspace_param(request)
+        query = parse_link_query(request.query_params)
+        if workspace_id == SANDBOX_WORKSPACE_ID:
+            page = self.state.sandbox.query(query)
+        else:
+            page = self.state.live.query(workspace_id, query)
+        return json_response(serialize.page(page, self.state.settings.short_base))
+
+    async def browse_link(self, request: Request) -> Response:
+        workspace_id = self._workspace_param(request)
+        link_id = request.path_params["linkId"]
+        if workspace_id == SANDBOX_WORKSPACE_ID:
+            link = self.state.sandbox.get(link_id)
+        else:
+            link = self.state.live.get(workspace_id, link_id)
+        if link is None:
+            raise errors.link_not_found()
+        return json_response(serialize.link_detail(link, self.state.settings.short_base))
 
     async def clear_requests(self, request: Request) -> Response:
         self.state.journal.clear()

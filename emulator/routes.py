@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import errors, serialize
+from emulator import convertors, errors, serialize
 from emulator.auth import fingerprint
 from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
@@ -20,22 +19,7 @@ from emulator.state import EmulatorState
 
 TOKEN_PATH = "/api/api-applications/token"
 LINKS_PATH = "/api/api-applications/public/links"
-LINK_PATH = LINKS_PATH + "/{linkId:anything}"
-
-
-class AnythingConvertor(Convertor[str]):
-    """Any id at all, slashes and newlines included, so each reaches `link_not_found`."""
-
-    regex = r"[\s\S]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anything", AnythingConvertor())
+LINK_PATH = LINKS_PATH + "/{linkId:" + convertors.ANY_ID + "}"
 
 
 class PublicApi:
