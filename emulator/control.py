@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import errors, serialize
+from emulator import convertors, errors, serialize
 from emulator.clock import format_timestamp, parse_timestamp
 from emulator.faults import parse_fault
 from emulator.models import SANDBOX_WORKSPACE_ID, Application, Workspace
