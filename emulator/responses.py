@@ -13,7 +13,14 @@ from emulator.serialize import dumps
 def json_response(
     body: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
+    return bytes_response(dumps(body), status, headers)
+
+
+def bytes_response(
+    body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON body already encoded."""
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(error: ApiError) -> Response:

@@ -14,7 +14,7 @@ from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
 from emulator.parsing import parse_link_query, read_json_body
 from emulator.ratelimit import Decision
-from emulator.responses import json_response
+from emulator.responses import bytes_response, json_response
 from emulator.state import EmulatorState
 
 TOKEN_PATH = "/api/api-applications/token"
@@ -52,17 +52,19 @@ class PublicApi:
 
     async def list_links(self, request: Request) -> Response:
         principal, decision = self._admit(request)
+        state = self.state
         try:
             query = parse_link_query(request.query_params)
             if principal.environment == "sandbox":
-                page = self.state.sandbox.query(query)
+                page = state.sandbox.query(query)
+                body = state.rendered.page(page)
             else:
-                page = self.state.live.query(principal.workspace.id, query)
+                page = state.live.query(principal.workspace.id, query)
+                body = serialize.dumps(serialize.page(page, state.settings.short_base))
         except ApiError as error:
             raise _with_rate_headers(error, decision) from None
-        body = serialize.page(page, self.state.settings.short_base)
-        request.state.pagination = body["pagination"]
-        return json_response(body, headers=decision.headers())
+        request.state.pagination = serialize.pagination(page)
+        return bytes_response(body, headers=decision.headers())
 
     async def create_link(self, request: Request) -> Response:
         principal, decision = self._admit(request)

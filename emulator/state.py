@@ -9,6 +9,7 @@ from emulator.journal import Journal
 from emulator.live_store import LiveStore
 from emulator.ratelimit import RateLimiter
 from emulator.registry import Registry
+from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
 from emulator.store import SandboxStore
 
@@ -29,6 +30,7 @@ class EmulatorState:
     def __init__(self, settings: Settings, sandbox: SandboxStore | None = None) -> None:
         self.settings = settings
         self.sandbox = sandbox if sandbox is not None else load_sandbox(settings)
+        self.rendered = RenderedLinks(settings.short_base)
         self.live = LiveStore.open(settings.db_path)
         self._build()
 
