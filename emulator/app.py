@@ -17,7 +17,7 @@ from starlette.routing import Route
 from emulator import errors
 from emulator.control import ControlApi
 from emulator.errors import ApiError
-from emulator.middleware import RequestContextMiddleware
+from emulator.middleware import JournalMiddleware, RequestIdMiddleware
 from emulator.responses import error_response, json_response
 from emulator.routes import PublicApi
 from emulator.settings import Settings, contract_path
@@ -94,7 +94,7 @@ def create_app(
     routes += control if settings.control else [r for r in control if r.path.endswith("/health")]
     routes += ShortLinks(state).routes()  # last: `/{slug}` would shadow nothing above
     middleware = [
-        Middleware(RequestContextMiddleware, state=state),
+        Middleware(RequestIdMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -103,6 +103,7 @@ def create_app(
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         ),
+        Middleware(JournalMiddleware, state=state),
     ]
     app = Starlette(
         routes=routes,

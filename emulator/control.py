@@ -59,11 +59,12 @@ class ControlApi:
         expected = self.state.settings.control_token
         if expected is None:
             return endpoint
-        wanted = f"Bearer {expected}".encode()
+        wanted = expected.encode()
 
         async def checked(request: Request) -> Response:
-            given = request.headers.get("authorization", "").encode("latin-1", "replace")
-            if not hmac.compare_digest(given, wanted):
+            scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+            given_bytes = given.strip().encode("latin-1", "replace")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, wanted):
                 raise errors.control_unauthorized()
             return await endpoint(request)
 

@@ -6,6 +6,7 @@ shown, so recording stays cheap on the request path.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import deque
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 BODY_CAPTURE_BYTES = 16 * 1024
-_SECRET_FIELDS = re.compile(r'("(?:clientSecret|accessToken)"\s*:\s*")(?:[^"\\]|\\.)*(")')
+_SECRET_KEYS = {"clientsecret", "accesstoken", "client_secret", "access_token"}
+_MAYBE_SECRET = re.compile(r"secret|token|\\u", re.IGNORECASE)
 _MASKED_HEADERS = {"authorization", "cookie", "set-cookie"}
 
 
@@ -76,10 +78,27 @@ def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[list[str]]:
 
 
 def _masked_body(raw: bytes) -> str:
+    """JSON bodies with every secret-bearing value masked; other bodies only when they cannot
+    be hiding one (a truncated or escaped key defeats any pattern, so those are withheld)."""
+    try:
+        return json.dumps(_masked(json.loads(raw)), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        pass
     text = raw.decode("utf-8", "replace")
-    if len(raw) >= BODY_CAPTURE_BYTES:
-        text += "…(truncated)"
-    return _SECRET_FIELDS.sub(r"\1***\2", text)
+    if _MAYBE_SECRET.search(text):
+        return f"[{len(raw)} bytes withheld: not JSON, and may hold a secret]"
+    return text + ("…(truncated)" if len(raw) >= BODY_CAPTURE_BYTES else "")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "***" if key.casefold() in _SECRET_KEYS else _masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 class Journal:

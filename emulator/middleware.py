@@ -46,35 +46,43 @@ class _Capture:
             target += chunk[:room]
 
 
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+class RequestIdMiddleware:
+    """Outermost: every response, CORS preflights included, carries `X-Request-Id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
-        context: dict[str, Any] = scope.setdefault("state", {})
-        context["request_id"] = request_id
-        # Everything a client sends is journaled; the emulator's own paths are not.
-        journaled = not scope["path"].startswith(UNJOURNALED_PREFIXES)
-        capture = _Capture()
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                capture.status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers.append("X-Request-Id", request_id)
-                capture.response_headers = tuple(headers.raw)
-            elif message["type"] == "http.response.body":
-                capture.keep(capture.response_body, message.get("body", b""))
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
             await send(message)
 
-        if not journaled:
-            await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_id)
+
+
+class JournalMiddleware:
+    """Inside CORS: journals what clients send and applies injected faults to it, so a faulted
+    response still carries CORS headers and a preflight never uses up a fault."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Everything a client sends is journaled; the emulator's own paths are not.
+        if scope["type"] != "http" or scope["path"].startswith(UNJOURNALED_PREFIXES):
+            await self.app(scope, receive, send)
             return
+        context: dict[str, Any] = scope.setdefault("state", {})
+        request_id: str = context.get("request_id") or _request_id(scope)
+        capture = _Capture()
 
         async def receive_captured() -> Message:
             message = await receive()
@@ -82,16 +90,17 @@ class RequestContextMiddleware:
                 capture.keep(capture.request_body, message.get("body", b""))
             return message
 
-        await self._journaled(scope, receive_captured, send_with_id, capture, context)
+        async def send_captured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                capture.status = message["status"]
+                capture.response_headers = (
+                    *MutableHeaders(scope=message).raw,
+                    (b"x-request-id", request_id.encode()),
+                )
+            elif message["type"] == "http.response.body":
+                capture.keep(capture.response_body, message.get("body", b""))
+            await send(message)
 
-    async def _journaled(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        capture: _Capture,
-        context: dict[str, Any],
-    ) -> None:
         state = self.state
         started = time.perf_counter()
         received_at = format_timestamp(state.clock.now())
@@ -100,13 +109,14 @@ class RequestContextMiddleware:
             if fault is not None and fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)
             if fault is not None and fault.status is not None:
-                await error_response(injected_fault(fault.status))(scope, receive, send)
+                response = error_response(injected_fault(fault.status))
+                await response(scope, receive_captured, send_captured)
             else:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive_captured, send_captured)
         finally:
             retry_after = dict(capture.response_headers).get(b"retry-after")
             state.journal.record(
-                request_id=context["request_id"],
+                request_id=request_id,
                 time=received_at,
                 method=scope["method"],
                 path=scope["path"],
