@@ -34,10 +34,17 @@ class IssuedToken:
 
 
 class TokenService:
-    def __init__(self, registry: Registry, clock: Clock, ttl_seconds: int = 3600) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        ttl_seconds: int = 3600,
+        rate_limit_override: int | None = None,
+    ) -> None:
         self._registry = registry
         self._clock = clock
         self._ttl = ttl_seconds
+        self._rate_limit_override = rate_limit_override
         self._key = secrets.token_bytes(32)
 
     def exchange(self, client_id: str, client_secret: str) -> IssuedToken:
@@ -76,7 +83,7 @@ class TokenService:
             raise errors.token_expired()
         if not workspace.api_access:
             raise errors.api_access_disabled()
-        return Principal(application=application, workspace=workspace)
+        return Principal(application, workspace, self._rate_limit_override)
 
     def _verify(self, token: str) -> bytes:
         if not token.startswith(TOKEN_PREFIX) or token.count(".") != 1:

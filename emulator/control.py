@@ -187,11 +187,7 @@ class ControlApi:
     async def record_visits(self, request: Request) -> Response:
         state = self.state
         bulk = parse_bulk_visits(await self._body(request), state.clock.now())
-        found = state.live.find_slug(bulk.slug)
-        if found is None:
-            raise errors.ApiError(404, "link_not_found", f"No live link with slug {bulk.slug!r}.")
-        link_id, _destination = found
-        recorded = state.live.record_visits(link_id, bulk.visits(state.live.visit_count(link_id)))
+        recorded, link_id = state.record_visits(bulk)
         return json_response({"recorded": recorded, "linkId": link_id}, status=201)
 
     async def list_requests(self, request: Request) -> Response:

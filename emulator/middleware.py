@@ -90,30 +90,38 @@ class JournalMiddleware:
                 capture.keep(capture.request_body, message.get("body", b""))
             return message
 
+        pending_start: Message | None = None
+
         async def send_captured(message: Message) -> None:
+            # The start is held until the body comes, so that the entry is recorded before
+            # the client sees any byte: a client that reads the journal once it has a status
+            # must find its request there.
+            nonlocal pending_start
             if message["type"] == "http.response.start":
                 capture.status = message["status"]
-                capture.response_headers = (
-                    *MutableHeaders(scope=message).raw,
-                    (b"x-request-id", request_id.encode()),
-                )
-            elif message["type"] == "http.response.body":
+                headers = MutableHeaders(scope=message)
+                capture.response_headers = (*headers.raw, (b"x-request-id", request_id.encode()))
+                pending_start = message
+                return
+            if message["type"] == "http.response.body":
                 capture.keep(capture.response_body, message.get("body", b""))
+                if not message.get("more_body", False):
+                    record()
+                if pending_start is not None:
+                    await send(pending_start)
+                    pending_start = None
             await send(message)
 
         state = self.state
         started = time.perf_counter()
         received_at = format_timestamp(state.clock.now())
-        try:
-            fault = state.faults.take(scope["method"], scope["path"])
-            if fault is not None and fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault is not None and fault.status is not None:
-                response = error_response(injected_fault(fault.status))
-                await response(scope, receive_captured, send_captured)
-            else:
-                await self.app(scope, receive_captured, send_captured)
-        finally:
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             retry_after = dict(capture.response_headers).get(b"retry-after")
             state.journal.record(
                 request_id=request_id,
@@ -132,3 +140,15 @@ class JournalMiddleware:
                 response_headers=capture.response_headers,
                 response_body=bytes(capture.response_body),
             )
+
+        try:
+            fault = state.faults.take(scope["method"], scope["path"])
+            if fault is not None and fault.delay_ms:
+                await asyncio.sleep(fault.delay_ms / 1000)
+            if fault is not None and fault.status is not None:
+                response = error_response(injected_fault(fault.status))
+                await response(scope, receive_captured, send_captured)
+            else:
+                await self.app(scope, receive_captured, send_captured)
+        finally:
+            record()  # a response that never finished (client gone, server error)

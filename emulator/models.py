@@ -26,6 +26,7 @@ _SLUG_RE = re.compile(SLUG_PATTERN)
 _DESTINATION_RE = re.compile(DESTINATION_PATTERN)
 
 SANDBOX_WORKSPACE_ID = "sandbox"
+SANDBOX_RATE_LIMIT = 15
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Principal:
 
     application: Application
     workspace: Workspace
+    limit_override: int | None = None
 
     @property
     def environment(self) -> Environment:
@@ -72,8 +74,10 @@ class Principal:
         app = self.application
         if app.rate_limit_per_minute is not None:
             return app.rate_limit_per_minute
+        if self.limit_override is not None:
+            return self.limit_override
         if app.environment == "sandbox":
-            return 15
+            return SANDBOX_RATE_LIMIT
         return self.workspace.rate_limit_per_minute
 
 

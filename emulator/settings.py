@@ -37,6 +37,9 @@ class Settings:
     control_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ("*",)
     journal_size: int = 1000
+    # Replaces the sandbox's 15/min and every live workspace's threshold; an application
+    # registered with a limit of its own keeps it.
+    rate_limit_per_minute: int | None = None
     token_ttl_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from emulator import errors
 from emulator.auth import TokenService
 from emulator.clock import Clock
 from emulator.faults import FaultPlan
@@ -12,6 +13,7 @@ from emulator.registry import Registry
 from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
 from emulator.store import SandboxStore
+from emulator.visits import BulkVisits
 
 
 def load_sandbox(settings: Settings) -> SandboxStore:
@@ -38,10 +40,21 @@ class EmulatorState:
         settings = self.settings
         self.clock = Clock()
         self.registry = Registry.from_file(settings.resolved_fixtures_dir / "applications.json")
-        self.tokens = TokenService(self.registry, self.clock, settings.token_ttl_seconds)
+        self.tokens = TokenService(
+            self.registry, self.clock, settings.token_ttl_seconds, settings.rate_limit_per_minute
+        )
         self.limiter = RateLimiter(self.clock)
         self.journal = Journal(settings.journal_size)
         self.faults = FaultPlan()
+
+    def record_visits(self, bulk: BulkVisits) -> tuple[int, str]:
+        """Record visits to a live link: (how many, the link's id); 404 for an unknown slug."""
+        found = self.live.find_slug(bulk.slug)
+        if found is None:
+            raise errors.ApiError(404, "link_not_found", f"No live link with slug {bulk.slug!r}.")
+        link_id, _destination = found
+        visits = bulk.visits(first_visitor=self.live.visit_count(link_id))
+        return self.live.record_visits(link_id, visits), link_id
 
     def reset(self) -> None:
         self.live.clear()

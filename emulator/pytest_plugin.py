@@ -1,0 +1,199 @@
+"""Pytest fixtures for testing 8here clients against the emulator; registered on install.
+
+This module loads in every pytest run wherever the package is installed, so it imports nothing
+heavy: the server, Starlette and uvicorn are imported inside the fixtures that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from emulator.handle import Emulator
+    from emulator.settings import Settings
+    from emulator.testing import EmulatorServer
+
+IN_PROCESS_URL = "http://8here-emulator.test"
+# command-line option (dest), environment variable, Settings field, type
+_OPTIONS = (
+    ("emulator_db", "EMULATOR_TEST_DB", "db_path", str),
+    ("emulator_sandbox_size", "EMULATOR_TEST_SANDBOX_SIZE", "sandbox_size", int),
+    ("emulator_short_base", "EMULATOR_TEST_SHORT_BASE", "short_base", str),
+    ("emulator_rate_limit", "EMULATOR_TEST_RATE_LIMIT", "rate_limit_per_minute", int),
+)
+_TIMINGS = pytest.StashKey[dict[str, list[Any]]]()
+_WORKER_OUTPUT = "8here_emulator_timings"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("8here-emulator", "8here-emulator fixtures")
+    group.addoption(
+        "--emulator-db",
+        metavar="PATH",
+        help="SQLite file for live links (one per xdist worker; emptied before each test); "
+        "env EMULATOR_TEST_DB",
+    )
+    group.addoption(
+        "--emulator-sandbox-size",
+        type=int,
+        metavar="N",
+        help="serve a generated sample set of N links; env EMULATOR_TEST_SANDBOX_SIZE",
+    )
+    group.addoption(
+        "--emulator-short-base",
+        metavar="URL",
+        help="base of shortUrl; env EMULATOR_TEST_SHORT_BASE",
+    )
+    group.addoption(
+        "--emulator-rate-limit",
+        type=int,
+        metavar="N",
+        help="requests per minute for the sandbox and every live workspace; "
+        "env EMULATOR_TEST_RATE_LIMIT",
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator_settings(pytestconfig: pytest.Config) -> Settings:
+    """The emulator's Settings for the session, from --emulator-db, --emulator-sandbox-size,
+    --emulator-short-base and --emulator-rate-limit, or the EMULATOR_TEST_DB, _SANDBOX_SIZE,
+    _SHORT_BASE and _RATE_LIMIT environment variables. Override it (session-scoped) in a
+    conftest.py: `return dataclasses.replace(emulator_settings, short_base="http://sho.rt")`.
+    """
+    from emulator.settings import Settings
+
+    values: dict[str, Any] = {}
+    for dest, env, field, kind in _OPTIONS:
+        given = pytestconfig.getoption(dest)
+        if given is None and os.environ.get(env):
+            given = kind(os.environ[env])
+        if given is not None:
+            values[field] = given
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def emulator_server(
+    emulator_settings: Settings, pytestconfig: pytest.Config
+) -> Iterator[EmulatorServer]:
+    """The emulator served by uvicorn in a background thread on a free port, started once per
+    session (once per xdist worker): `.url`, `.app`. Tests normally take `emulator`, which
+    resets it first. Its start-up time (fixture call to first 200) is in the terminal summary.
+    """
+    started = time.perf_counter()
+    import urllib.request
+
+    from emulator.testing import EmulatorServer
+
+    server = EmulatorServer(_own_database(emulator_settings, pytestconfig, "")).start()
+    try:
+        with urllib.request.urlopen(f"{server.url}/_emulator/health", timeout=10) as response:
+            assert response.status == 200
+        _timings(pytestconfig)["server"].append(
+            [_worker(pytestconfig), time.perf_counter() - started]
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer, pytestconfig: pytest.Config) -> Emulator:
+    """The session's emulator, reset for this test (live links, added applications, tokens,
+    rate windows, journal, faults, clock): a handle with `url`, the default `credentials`,
+    `token(app)`, `clock` (`advance`, `set`, `freeze`, `now`), `journal` (the API requests
+    received, oldest first), `fault(...)`, `register_application(...)` and `visit(slug, ...)`.
+    """
+    from emulator.handle import Emulator
+
+    handle = Emulator(emulator_server.app, emulator_server.url)
+    return _reset(handle, pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Emulator]:
+    from emulator.app import create_app
+    from emulator.handle import Emulator
+
+    app = create_app(_own_database(emulator_settings, pytestconfig, "asgi"))
+    try:
+        yield Emulator(app, IN_PROCESS_URL)
+    finally:
+        app.state.emulator.close()
+
+
+@pytest.fixture
+def emulator_app(_emulator_asgi: Emulator, pytestconfig: pytest.Config) -> Emulator:
+    """An in-process emulator with no socket at all, reset for this test: an ASGI app for
+    `httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app), base_url=emulator_app.url)`
+    with the same handle as `emulator` (`clock`, `journal`, `token()`...). Its state is its own,
+    not the `emulator` server's.
+    """
+    return _reset(_emulator_asgi, pytestconfig)
+
+
+def _reset(handle: Emulator, config: pytest.Config) -> Emulator:
+    started = time.perf_counter()
+    handle.reset()
+    _timings(config)["reset"].append(time.perf_counter() - started)
+    return handle
+
+
+def _worker(config: pytest.Config) -> str:
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    return str(workerinput.get("workerid", ""))
+
+
+def _own_database(settings: Settings, config: pytest.Config, variant: str) -> Settings:
+    """A file database of its own for each xdist worker and variant, since reset empties it."""
+    parts = [part for part in (_worker(config), variant) if part]
+    if settings.db_path in (None, ":memory:") or not parts:
+        return settings
+    path = Path(settings.db_path)
+    own = path.with_name(f"{path.stem}.{'-'.join(parts)}{path.suffix}")
+    return replace(settings, db_path=str(own))
+
+
+def _timings(config: pytest.Config) -> dict[str, list[Any]]:
+    return config.stash.setdefault(_TIMINGS, {"server": [], "reset": []})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the timings to the controller
+        workeroutput[_WORKER_OUTPUT] = _timings(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    theirs = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if theirs:
+        ours = _timings(node.config)
+        for key, values in theirs.items():
+            ours[key].extend(values)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    import statistics
+
+    timings = config.stash.get(_TIMINGS, None)
+    if not timings or not (timings["server"] or timings["reset"]):
+        return
+    parts = []
+    if timings["server"]:
+        starts = ", ".join(
+            f"{seconds:.3f} s" + (f" ({worker})" if worker else "")
+            for worker, seconds in sorted(timings["server"])
+        )
+        parts.append(f"session server ready in {starts} (fixture call to first 200)")
+    if timings["reset"]:
+        median_ms = statistics.median(timings["reset"]) * 1000
+        parts.append(f"per-test reset median {median_ms:.3f} ms over {len(timings['reset'])} tests")
+    terminalreporter.write_line("8here-emulator: " + "; ".join(parts))
