@@ -17,6 +17,7 @@ from starlette.routing import Route
 from emulator import errors
 from emulator.control import ControlApi
 from emulator.errors import ApiError
+from emulator.inspector_routes import inspector_routes
 from emulator.middleware import JournalMiddleware, RequestIdMiddleware
 from emulator.responses import error_response, json_response
 from emulator.routes import PublicApi
@@ -92,6 +93,8 @@ def create_app(
     ]
     control = ControlApi(state).routes()
     routes += control if settings.control else [r for r in control if r.path.endswith("/health")]
+    if settings.control:
+        routes += inspector_routes()
     routes += ShortLinks(state).routes()  # last: `/{slug}` would shadow nothing above
     middleware = [
         Middleware(RequestIdMiddleware),

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from emulator import convertors, errors, serialize
 from emulator.clock import format_timestamp, parse_timestamp
 from emulator.faults import parse_fault
-from emulator.models import SANDBOX_WORKSPACE_ID, Application, Workspace
+from emulator.models import SANDBOX_WORKSPACE_ID, Application, Principal, Workspace
 from emulator.parsing import parse_link_query, read_json_body
 from emulator.responses import json_response
 from emulator.state import EmulatorState
@@ -43,6 +43,9 @@ class ControlApi:
             Route(f"{PREFIX}/applications", guarded(self.register_application), methods=["POST"]),
             Route(f"{PREFIX}/requests", guarded(self.list_requests), methods=["GET"]),
             Route(f"{PREFIX}/requests", guarded(self.clear_requests), methods=["DELETE"]),
+            Route(
+                f"{PREFIX}/requests/{{sequence:int}}", guarded(self.one_request), methods=["GET"]
+            ),
             Route(f"{PREFIX}/faults", guarded(self.list_faults), methods=["GET"]),
             Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
             Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
@@ -131,7 +134,12 @@ class ControlApi:
         apps = []
         for app in registry.applications():
             workspace = registry.workspace(app.workspace_id)
-            apps.append(_application_json(app, workspace))
+            entry = _application_json(app, workspace)
+            if workspace is not None:
+                principal = Principal(app, workspace, self.state.settings.rate_limit_per_minute)
+                entry["rateKey"] = principal.rate_key
+                entry["rateLimit"] = principal.rate_limit
+            apps.append(entry)
         workspaces = []
         for ws in registry.workspaces():
             entry = _workspace_json(ws)
@@ -232,6 +240,12 @@ class ControlApi:
         if link is None:
             raise errors.link_not_found()
         return json_response(serialize.link_detail(link, self.state.settings.short_base))
+
+    async def one_request(self, request: Request) -> Response:
+        entry = self.state.journal.find(request.path_params["sequence"])
+        if entry is None:
+            raise errors.ApiError(404, "not_found", "No journal entry with that sequence.")
+        return json_response(entry.to_json(detail=True))
 
     async def clear_requests(self, request: Request) -> Response:
         self.state.journal.clear()
