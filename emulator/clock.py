@@ -17,13 +17,17 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    """Parse an ISO 8601 instant; a naive one is taken as UTC. Raises ValueError."""
+    """Parse an ISO 8601 instant; a naive one is taken as UTC. Raises ValueError, also for an
+    instant that UTC cannot represent (year 1 with a positive offset)."""
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{text} is out of range in UTC") from exc
 
 
 class Clock:

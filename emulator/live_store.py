@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from emulator import errors
 from emulator.models import Analytics, Count, Devices, Link, NewLink, Workspace
@@ -61,6 +62,14 @@ _ORDER_COLUMN = {
 _LINK_COLUMNS = "id, title, slug, destination, created_at, updated_at, clicks"
 
 
+class ShortLink(NamedTuple):
+    """What resolving a live short link needs."""
+
+    link_id: str
+    destination: str
+    created_at: datetime
+
+
 class StoreError(RuntimeError):
     """The database cannot be opened, read or upgraded; the message says which file and why."""
 
@@ -86,6 +95,10 @@ class LiveStore:
         try:
             connection = sqlite3.connect(label, check_same_thread=False, isolation_level=None)
             if path is not None:
+                # A damaged page would otherwise pass the start and fail some later list.
+                verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise StoreError(f"the live database {label} is damaged: {verdict}")
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=FULL")
             store = cls(connection, label)
@@ -228,13 +241,12 @@ class LiveStore:
                 return None
             return _summary(row, self._analytics(link_id))
 
-    def find_slug(self, slug: str) -> tuple[str, str] | None:
-        """(link id, destination) of a live short link."""
+    def find_slug(self, slug: str) -> ShortLink | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, destination FROM links WHERE slug = ?", (slug,)
+                "SELECT id, destination, created_at FROM links WHERE slug = ?", (slug,)
             ).fetchone()
-        return (row[0], row[1]) if row else None
+        return ShortLink(row[0], row[1], _from_epoch(row[2])) if row else None
 
     def visit_count(self, link_id: str) -> int:
         with self._lock:

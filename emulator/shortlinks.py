@@ -30,12 +30,11 @@ class ShortLinks:
         state = self.state
         live = state.live.find_slug(slug)
         if live is not None:
-            link_id, destination = live
             if request.method == "GET":
                 client = request.client.host if request.client else ""
                 visit = visit_from_request(request.headers, client, state.clock.now())
-                state.live.record_visits(link_id, [visit])
-            return _redirect(destination)
+                state.live.record_visits(live.link_id, [visit])
+            return _redirect(live.destination)
         sample = state.sandbox.by_slug(slug)
         if sample is not None:  # sample analytics are static: follow, record nothing
             return _redirect(sample.destination)

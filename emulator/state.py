@@ -52,7 +52,9 @@ class EmulatorState:
         found = self.live.find_slug(bulk.slug)
         if found is None:
             raise errors.ApiError(404, "link_not_found", f"No live link with slug {bulk.slug!r}.")
-        link_id, _destination = found
+        link_id = found.link_id
+        if bulk.template.at < found.created_at:
+            raise errors.validation_failed("at", "at is before the link was created.")
         visits = bulk.visits(first_visitor=self.live.visit_count(link_id))
         return self.live.record_visits(link_id, visits), link_id
 
