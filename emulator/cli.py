@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from emulator.drift.command import add_parser as add_drift_parser
 from emulator.settings import Settings
 
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated allowed origins (default: any)",
     )
     serve.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    add_drift_parser(commands)
     return parser
 
 
@@ -98,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(settings_from(args), args.log_level)
+    if args.command == "drift":
+        from emulator.drift.command import run as run_drift
+
+        return run_drift(args)
     raise SystemExit(f"unknown command {args.command}")
 
 

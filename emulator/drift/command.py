@@ -1,0 +1,207 @@
+"""`8here-emulator drift`: options in, report out, exit 0 (no drift), 1 (drift) or 2 (not run)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from emulator.drift.report import FORMATS, format_for, render
+
+DEMO_CLIENT_ID = "sb_demo_client"
+DEMO_CLIENT_SECRET = "sbs_demo_secret"
+
+EXIT_OK, EXIT_DRIFT, EXIT_NOT_RUN = 0, 1, 2
+
+DESCRIPTION = """\
+Compare a target (the real 8here API, or anything that claims to be it) with the emulator and
+the contract. Two layers, both paced under --rate-limit: conformance (schemathesis fuzzes the
+target with the contract and all its checks) and differential (a fixed, ordered set of probes
+sent to the target and to the emulator, compared by status, error code, headers, JSON shape and
+meaning). Exit 0: no drift; 1: drift found; 2: could not run.
+"""
+
+EPILOG = """\
+Credentials: --client-id/--client-secret, else EIGHTHERE_CLIENT_ID/EIGHTHERE_CLIENT_SECRET,
+else the emulator's demo sandbox application (sb_demo_client), which only an emulator knows.
+Creates: sent to a sandbox target (they store nothing there); a live target gets them only with
+--allow-writes. Nothing else that could change data is ever sent.
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `drift` command to the CLI's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "drift",
+        help="compare a target API with the emulator and the contract",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--base-url", required=True, help="the target, e.g. https://8here.in")
+    parser.add_argument("--client-id", default=None, help="default: $EIGHTHERE_CLIENT_ID")
+    parser.add_argument("--client-secret", default=None, help="default: $EIGHTHERE_CLIENT_SECRET")
+    parser.add_argument(
+        "--emulator-url",
+        default=None,
+        help="a running emulator to compare with (default: one started in-process)",
+    )
+    parser.add_argument(
+        "--emulator-control-token",
+        default=None,
+        help="control token of the --emulator-url emulator, if it was started with one",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=10,
+        help="fuzzed cases per operation and mode (positive, negative); default 10",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="fuzzing seed (default: random)")
+    parser.add_argument(
+        "--rate-limit",
+        default="15/m",
+        help="the most requests the target takes, token exchanges included; default 15/m",
+    )
+    parser.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="send creates to a live target (they are real links, counted against the quota)",
+    )
+    parser.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="write the report here (repeatable; format from --format or the extension: "
+        ".md, .json, .xml)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default=None, help="report format")
+    parser.add_argument(
+        "--known-differences",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="YAML/JSON list of accepted differences: {location: <glob>, reason: <text>}",
+    )
+    parser.add_argument("--contract", type=Path, default=None, help="default: the packaged one")
+    parser.add_argument("--no-conformance", action="store_true", help="skip the fuzzing layer")
+    parser.add_argument("--no-differential", action="store_true", help="skip the probe layer")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _not_run(stderr: TextIO, reason: str) -> int:
+    stderr.write(f"8here-emulator drift: could not run: {reason}\n")
+    return EXIT_NOT_RUN
+
+
+def run(
+    args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the drift check described by parsed `args`; returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    client_id = args.client_id or os.environ.get("EIGHTHERE_CLIENT_ID") or None
+    client_secret = args.client_secret or os.environ.get("EIGHTHERE_CLIENT_SECRET") or None
+    if client_id is None and client_secret is None:
+        client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    elif client_id is None or client_secret is None:
+        missing = "client id" if client_id is None else "client secret"
+        return _not_run(
+            err,
+            f"no {missing}: pass --client-id and --client-secret, or set "
+            "EIGHTHERE_CLIENT_ID and EIGHTHERE_CLIENT_SECRET",
+        )
+    if args.no_conformance and args.no_differential:
+        return _not_run(err, "--no-conformance and --no-differential leave nothing to run")
+    if args.max_examples < 1:
+        return _not_run(err, "--max-examples must be at least 1")
+    try:
+        import requests  # noqa: F401
+        import schemathesis  # noqa: F401
+    except ImportError as exc:
+        return _not_run(
+            err,
+            f"{exc.name} is missing; install the test extra: pip install '8here-emulator[test]'",
+        )
+    from emulator.drift.model import KnownDifferences
+    from emulator.drift.pacing import parse_rate
+    from emulator.drift.runner import DriftOptions, run_drift
+    from emulator.drift.transport import SetupError, TargetRateLimited
+    from emulator.settings import contract_path
+
+    try:
+        rate = parse_rate(args.rate_limit)
+    except ValueError as exc:
+        return _not_run(err, f"--rate-limit: {exc}")
+    try:
+        known = (
+            KnownDifferences.load(args.known_differences)
+            if args.known_differences
+            else KnownDifferences()
+        )
+    except (OSError, ValueError) as exc:
+        return _not_run(err, f"--known-differences: {exc}")
+    options = DriftOptions(
+        base_url=args.base_url.rstrip("/"),
+        client_id=client_id,
+        client_secret=client_secret,
+        contract_path=args.contract or contract_path(),
+        emulator_url=args.emulator_url,
+        emulator_control_token=args.emulator_control_token,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        rate=rate,
+        allow_writes=args.allow_writes,
+        conformance=not args.no_conformance,
+        differential=not args.no_differential,
+        known=known,
+        timeout=args.timeout,
+        progress=None if args.quiet else err,
+    )
+    try:
+        result = run_drift(options)
+    except SetupError as exc:
+        hint = ""
+        if "rejected the credentials" in str(exc) and client_id == DEMO_CLIENT_ID:
+            hint = " (no credentials were given, so the emulator's demo ones were used)"
+        return _not_run(err, f"{exc}{hint}")
+    except TargetRateLimited as exc:
+        return _not_run(err, str(exc))
+    for path in args.report:
+        fmt = args.format or format_for(path)
+        try:
+            Path(path).write_text(render(result, fmt), encoding="utf-8")
+        except OSError as exc:
+            return _not_run(err, f"cannot write the report {path} ({exc.strerror})")
+    if args.report:
+        out.write(render(result, "markdown"))
+    else:
+        out.write(render(result, args.format or "markdown"))
+    code = result.exit_code()
+    drift, accepted = len(result.drift), len(result.accepted)
+    summary = {
+        EXIT_OK: f"no drift ({accepted} accepted difference{'s' if accepted != 1 else ''})",
+        EXIT_DRIFT: f"drift: {drift} difference{'s' if drift != 1 else ''}",
+        EXIT_NOT_RUN: f"incomplete: {len(result.errors)} error(s), no drift found in what ran",
+    }[code]
+    written = f"; report: {', '.join(args.report)}" if args.report else ""
+    err.write(f"8here-emulator drift: {summary}{written}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m emulator.drift.command …`: the drift command on its own."""
+    parser = argparse.ArgumentParser(prog="8here-emulator")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_parser(commands)
+    return run(parser.parse_args(["drift", *(argv if argv is not None else sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

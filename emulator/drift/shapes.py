@@ -1,0 +1,95 @@
+"""JSON shapes: key sets, types, nullability and array item shapes, never values.
+
+`shape_of` folds every value at a place into one `Shape` (all items of an array share one), and
+`diff_shapes` lists where two shapes disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from emulator.drift.contract import ITEMS, json_type
+
+DiffKind = Literal["missing-on-target", "missing-on-emulator", "type", "nullability"]
+
+
+@dataclass
+class Shape:
+    types: set[str] = field(default_factory=set)
+    keys: dict[str, Shape] = field(default_factory=dict)
+    items: Shape | None = None
+
+    def add(self, value: Any) -> Shape:
+        self.types.add(json_type(value))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.keys.setdefault(str(key), Shape()).add(item)
+        elif isinstance(value, list):
+            for item in value:
+                if self.items is None:
+                    self.items = Shape()
+                self.items.add(item)
+        return self
+
+
+def shape_of(value: Any) -> Shape:
+    return Shape().add(value)
+
+
+@dataclass(frozen=True)
+class ShapeDiff:
+    path: tuple[str, ...]
+    kind: DiffKind
+    emulator_types: frozenset[str]
+    target_types: frozenset[str]
+
+    @property
+    def emulator(self) -> str:
+        return _describe(self.emulator_types)
+
+    @property
+    def target(self) -> str:
+        return _describe(self.target_types)
+
+
+def _describe(types: frozenset[str]) -> str:
+    return " | ".join(sorted(types)) if types else "absent"
+
+
+def render_path(path: tuple[str, ...]) -> str:
+    text = "$"
+    for token in path:
+        text += "[*]" if token == ITEMS else f".{token}"
+    return text
+
+
+def _only_nullability(emulator: set[str], target: set[str]) -> bool:
+    """The sides differ in whether the value can be null, not in what it is otherwise."""
+    if "null" not in emulator ^ target:
+        return False
+    e, t = emulator - {"null"}, target - {"null"}
+    return e == t or not e or not t
+
+
+def diff_shapes(emulator: Shape, target: Shape, path: tuple[str, ...] = ()) -> Iterator[ShapeDiff]:
+    if emulator.types != target.types:
+        nullable = _only_nullability(emulator.types, target.types)
+        kind: DiffKind = "nullability" if nullable else "type"
+        yield ShapeDiff(path, kind, frozenset(emulator.types), frozenset(target.types))
+    if "object" in emulator.types and "object" in target.types:
+        for key in sorted(emulator.keys.keys() | target.keys.keys()):
+            here = (*path, key)
+            if key not in target.keys:
+                yield ShapeDiff(
+                    here, "missing-on-target", frozenset(emulator.keys[key].types), frozenset()
+                )
+            elif key not in emulator.keys:
+                yield ShapeDiff(
+                    here, "missing-on-emulator", frozenset(), frozenset(target.keys[key].types)
+                )
+            else:
+                yield from diff_shapes(emulator.keys[key], target.keys[key], here)
+    if emulator.items is not None and target.items is not None:
+        yield from diff_shapes(emulator.items, target.items, (*path, ITEMS))

@@ -1,0 +1,248 @@
+"""A small altering proxy for the drift tests (a test helper, not a feature of the emulator).
+
+`AlteringProxy(upstream_url, alteration)` serves, on a free port in a background thread, a
+Starlette app that forwards every request to the upstream emulator with httpx and changes one
+thing on the way: the query it forwards, or the status, headers or JSON body it returns. Each
+`Alteration` below is one kind of drift the drift check must catch.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+LINKS_PATH = "/api/api-applications/public/links"
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
+
+Query = list[tuple[str, str]]
+
+
+@dataclass
+class Exchange:
+    """One proxied answer, as an alteration sees and changes it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def is_links(self) -> bool:
+        return self.path == LINKS_PATH or self.path.startswith(LINKS_PATH + "/")
+
+    def links(self) -> list[dict[str, Any]]:
+        """The link objects of this answer: the items of a page, or the one link of a detail."""
+        body = self.body
+        if not isinstance(body, dict) or not self.is_links:
+            return []
+        if isinstance(body.get("data"), list):
+            return [item for item in body["data"] if isinstance(item, dict)]
+        return [body] if "id" in body else []
+
+
+@dataclass
+class Alteration:
+    name: str
+    query: Callable[[str, str, Query], Query] | None = None
+    response: Callable[[Exchange], None] | None = None
+
+
+def rename_field(old: str, new: str) -> Alteration:
+    def change(exchange: Exchange) -> None:
+        for link in exchange.links():
+            if old in link:
+                link[new] = link.pop(old)
+
+    return Alteration(f"rename {old} to {new}", response=change)
+
+
+def stringify_field(name: str) -> Alteration:
+    def change(exchange: Exchange) -> None:
+        for link in exchange.links():
+            if name in link:
+                link[name] = str(link[name])
+
+    return Alteration(f"{name} as a string", response=change)
+
+
+def null_every_other(name: str) -> Alteration:
+    def change(exchange: Exchange) -> None:
+        for index, link in enumerate(exchange.links()):
+            if index % 2 == 0:
+                link[name] = None
+
+    return Alteration(f"{name} sometimes null", response=change)
+
+
+def drop_header(name: str) -> Alteration:
+    def change(exchange: Exchange) -> None:
+        for key in list(exchange.headers):
+            if key.lower() == name.lower():
+                del exchange.headers[key]
+
+    return Alteration(f"no {name}", response=change)
+
+
+def bad_parameter_status(parameter: str, status: int) -> Alteration:
+    def change(exchange: Exchange) -> None:
+        error = exchange.body.get("error") if isinstance(exchange.body, dict) else None
+        if exchange.status == 400 and isinstance(error, dict) and error.get("field") == parameter:
+            exchange.status = status
+
+    return Alteration(f"bad {parameter} answers {status}", response=change)
+
+
+def default_limit(limit: int) -> Alteration:
+    def change(method: str, path: str, query: Query) -> Query:
+        if method == "GET" and path == LINKS_PATH and "limit" not in dict(query):
+            return [*query, ("limit", str(limit))]
+        return query
+
+    return Alteration(f"default limit {limit}", query=change)
+
+
+def ignore_ascending() -> Alteration:
+    def change(method: str, path: str, query: Query) -> Query:
+        return [(k, "desc" if (k, v) == ("sortOrder", "asc") else v) for k, v in query]
+
+    return Alteration("sortOrder=asc sorts descending", query=change)
+
+
+def too_many_requests(times: int, retry_after: int) -> Alteration:
+    """The first `times` links answers become 429 with `Retry-After`."""
+    left = {"count": times}
+
+    def change(exchange: Exchange) -> None:
+        if exchange.is_links and left["count"] > 0:
+            left["count"] -= 1
+            exchange.status = 429
+            exchange.headers["Retry-After"] = str(retry_after)
+            exchange.body = {"error": {"code": "rate_limited", "message": "slow down"}}
+
+    return Alteration("429 first", response=change)
+
+
+class ThreadedServer:
+    """Any ASGI app served by uvicorn in a background thread on a free port."""
+
+    def __init__(self, app: Any, name: str = "drift-test-server") -> None:
+        self.app = app
+        self.name = name
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadedServer:
+        import uvicorn
+
+        # IPPROTO_TCP, not 0: asyncio turns on TCP_NODELAY only for sockets that say TCP, and
+        # without it every keep-alive answer waits out the client's 40 ms delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class AlteringProxy(ThreadedServer):
+    """Serve with `with AlteringProxy(upstream, alteration) as proxy:`; `proxy.url`, and
+    `proxy.seen` lists the (method, path) pairs it forwarded."""
+
+    def __init__(self, upstream: str, alteration: Alteration | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.alteration = alteration or Alteration("none")
+        self.seen: list[tuple[str, str]] = []
+        app = Starlette(
+            routes=[
+                Route(
+                    "/{path:path}",
+                    self.forward,
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                )
+            ]
+        )
+        super().__init__(app, "drift-altering-proxy")
+
+    async def forward(self, request: Request) -> Response:
+        path = request.url.path
+        method = request.method
+        self.seen.append((method, path))
+        query: Query = list(request.query_params.multi_items())
+        if self.alteration.query is not None:
+            query = self.alteration.query(method, path, query)
+        headers = [
+            (k, v)
+            for k, v in request.headers.raw
+            if k.decode("latin-1").lower() not in _HOP_HEADERS
+        ]
+        # The path as it came, percent-encoding and all, so odd ids reach upstream unchanged.
+        raw_path = request.scope.get("raw_path") or path.encode()
+        async with httpx.AsyncClient() as client:
+            upstream = await client.request(
+                method,
+                self.upstream + raw_path.decode("latin-1"),
+                params=query,
+                headers=headers,
+                content=await request.body(),
+            )
+        out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+        try:
+            body: Any = upstream.json()
+        except ValueError:
+            return Response(upstream.content, upstream.status_code, out_headers)
+        exchange = Exchange(method, path, dict(query), upstream.status_code, out_headers, body)
+        if self.alteration.response is not None:
+            self.alteration.response(exchange)
+        return Response(
+            json.dumps(exchange.body).encode(),
+            exchange.status,
+            exchange.headers,
+            media_type="application/json",
+        )
