@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import convertors, errors, serialize
+from emulator import convertors, errors, fields, serialize
 from emulator.clock import format_timestamp, parse_timestamp
 from emulator.faults import parse_fault
 from emulator.models import SANDBOX_WORKSPACE_ID, Application, Principal, Workspace
@@ -156,31 +156,29 @@ class ControlApi:
 
     async def register_application(self, request: Request) -> Response:
         body = await self._body(request)
-        client_id = _text(body, "clientId", required=True)
-        secret = _text(body, "clientSecret", required=True)
-        environment = _text(body, "environment", required=False) or "sandbox"
+        client_id = fields.text(body, "clientId", required=True)
+        secret = fields.text(body, "clientSecret", required=True)
+        environment = fields.text(body, "environment") or "sandbox"
         if environment not in ("sandbox", "live"):
             raise errors.validation_failed("environment", "environment must be sandbox or live.")
-        workspace_id = _text(body, "workspaceId", required=environment == "live") or "sandbox"
+        workspace_id = fields.text(body, "workspaceId", required=environment == "live") or "sandbox"
         if environment == "sandbox":
             workspace_id = "sandbox"
-        rate = _whole(body, "rateLimitPerMinute", 1, 10**9)
-        quota = _whole(body, "linkQuota", 0, 10**9)
-        workspace_rate = _whole(body, "workspaceRateLimitPerMinute", 1, 10**9)
-        kind = _text(body, "workspaceKind", required=False) or "personal"
+        rate = fields.whole(body, "rateLimitPerMinute", 1, 10**9)
+        quota = fields.whole(body, "linkQuota", 0, 10**9)
+        workspace_rate = fields.whole(body, "workspaceRateLimitPerMinute", 1, 10**9)
+        kind = fields.text(body, "workspaceKind") or "personal"
         if kind not in ("personal", "company"):
             raise errors.validation_failed(
                 "workspaceKind", "workspaceKind must be personal or company."
             )
-        api_access = body.get("apiAccess", True)
-        if not isinstance(api_access, bool):
-            raise errors.invalid_request("apiAccess must be a boolean.", "apiAccess")
+        api_access = fields.flag(body, "apiAccess", True)
         app = Application(
             client_id=client_id,
             client_secret=secret,
             environment=environment,  # type: ignore[arg-type]
             workspace_id=workspace_id,
-            name=_text(body, "name", required=False) or client_id,
+            name=fields.text(body, "name") or client_id,
             rate_limit_per_minute=rate,
         )
         app, workspace = self.state.registry.register(
@@ -283,30 +281,6 @@ def _moment(value: object) -> datetime:
     if not _EARLIEST <= moment <= _LATEST:
         raise errors.validation_failed("now", "now must be between 1970-01-02 and 9000-01-01.")
     return moment
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise errors.validation_failed(name, f"{name} is required.")
-        return None
-    if not isinstance(value, str):
-        raise errors.invalid_request(f"{name} must be a string.", name)
-    if required and not value:
-        raise errors.validation_failed(name, f"{name} must not be empty.")
-    return value
-
-
-def _whole(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.invalid_request(f"{name} must be an integer.", name)
-    if not low <= value <= high:
-        raise errors.validation_failed(name, f"{name} must be from {low} to {high}.")
-    return value
 
 
 def _application_json(app: Application, workspace: Workspace | None) -> dict[str, Any]:

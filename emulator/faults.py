@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from emulator import errors
+from emulator import errors, fields
 
 MAX_DELAY_MS = 60_000
 MAX_TIMES = 1_000_000
@@ -39,11 +39,11 @@ class Fault:
 def parse_fault(body: object) -> Fault:
     if not isinstance(body, dict):
         raise errors.invalid_request("The fault must be a JSON object.")
-    times = _int_field(body, "times", 1, MAX_TIMES, required=True)
-    status = _int_field(body, "status", 400, 599, required=False)
-    delay_ms = _int_field(body, "delayMs", 0, MAX_DELAY_MS, required=False)
-    method = _str_field(body, "method")
-    path = _str_field(body, "path")
+    times = fields.whole(body, "times", 1, MAX_TIMES, required=True)
+    status = fields.whole(body, "status", 400, 599)
+    delay_ms = fields.whole(body, "delayMs", 0, MAX_DELAY_MS)
+    method = fields.text(body, "method")
+    path = fields.text(body, "path")
     if status is None and not delay_ms:
         raise errors.validation_failed("status", "A fault needs a status, a delayMs, or both.")
     return Fault(
@@ -53,28 +53,6 @@ def parse_fault(body: object) -> Fault:
         status=status,
         delay_ms=delay_ms or 0,
     )
-
-
-def _int_field(
-    body: dict[str, Any], name: str, low: int, high: int, *, required: bool
-) -> int | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise errors.validation_failed(name, f"{name} is required.")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.invalid_request(f"{name} must be an integer.", name)
-    if not low <= value <= high:
-        raise errors.validation_failed(name, f"{name} must be from {low} to {high}.")
-    return value
-
-
-def _str_field(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise errors.invalid_request(f"{name} must be a string.", name)
-    return value
 
 
 class FaultPlan:

@@ -1,4 +1,4 @@
-"""EmulatorServer: the emulator served by uvicorn in a background thread on a free port."""
+"""Serving from a thread: any ASGI app (ThreadedServer), or the emulator (EmulatorServer)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,24 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 from emulator.settings import Settings
 
 _START_TIMEOUT_SECONDS = 10.0
 
 
-class EmulatorServer:
-    """Start with `start()` (or `with EmulatorServer() as server:`); `server.url` is its base URL.
+class ThreadedServer:
+    """An ASGI app served by uvicorn in a daemon thread on a free port of `host`.
 
-    The socket is bound before uvicorn starts, so the port is known and free; `app` is the
-    Starlette application, so tests can reach `app.state.emulator` directly.
-    """
+    `start()` (or `with ThreadedServer(app) as server:`) returns once it accepts connections;
+    `server.url` is its base URL."""
 
-    def __init__(self, settings: Settings | None = None, host: str = "127.0.0.1") -> None:
-        from emulator.app import create_app
-
-        self.settings = settings or Settings()
+    def __init__(self, app: Any, host: str = "127.0.0.1", name: str = "asgi-server") -> None:
+        self.app = app
         self.host = host
-        self.app = create_app(self.settings)
-        self._server: object | None = None
+        self.name = name
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -33,7 +31,7 @@ class EmulatorServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> ThreadedServer:
         import uvicorn
 
         # IPPROTO_TCP explicitly: with protocol 0 asyncio leaves Nagle on for accepted
@@ -48,13 +46,13 @@ class EmulatorServer:
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="8here-emulator", daemon=True
+            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the emulator server did not start")
+                raise RuntimeError(f"{self.name} did not start")
             time.sleep(0.002)
         return self
 
@@ -62,11 +60,11 @@ class EmulatorServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        server.should_exit = True  # type: ignore[attr-defined]
+        server.should_exit = True
         thread.join(timeout=_START_TIMEOUT_SECONDS)
         self._server = self._thread = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> ThreadedServer:
         return self.start()
 
     def __exit__(
@@ -76,3 +74,21 @@ class EmulatorServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EmulatorServer(ThreadedServer):
+    """The emulator, built from `settings`, served from a thread. `app` is the Starlette
+    application, so tests can reach `app.state.emulator` directly."""
+
+    def __init__(self, settings: Settings | None = None, host: str = "127.0.0.1") -> None:
+        from emulator.app import create_app
+
+        self.settings = settings or Settings()
+        super().__init__(create_app(self.settings), host, name="8here-emulator")
+
+    def start(self) -> EmulatorServer:
+        super().start()
+        return self
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from emulator import errors
+from emulator import errors, fields
 from emulator.clock import parse_timestamp
 from emulator.live_store import DEVICES, Visit
 
@@ -82,29 +82,18 @@ def parse_bulk_visits(body: object, now: datetime) -> BulkVisits:
     slug = body.get("slug")
     if not isinstance(slug, str) or not slug:
         raise errors.validation_failed("slug", "slug is required and must be a string.")
-    count = body.get("count", 1)
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise errors.invalid_request("count must be an integer.", "count")
-    if not 1 <= count <= MAX_BULK_VISITS:
-        raise errors.validation_failed("count", f"count must be from 1 to {MAX_BULK_VISITS}.")
-    country = _optional_text(body, "country") or DEFAULT_COUNTRY
+    count = fields.whole(body, "count", 1, MAX_BULK_VISITS) or 1
+    country = fields.text(body, "country") or DEFAULT_COUNTRY
     if not _COUNTRY.fullmatch(country):
         raise errors.validation_failed("country", "country must be two capital letters.")
-    referrer = _optional_text(body, "referrer") or "direct"
-    device = _optional_text(body, "device") or "desktop"
+    referrer = fields.text(body, "referrer") or "direct"
+    device = fields.text(body, "device") or "desktop"
     if device not in DEVICES:
         raise errors.validation_failed("device", "device must be desktop, mobile or tablet.")
-    at_text = _optional_text(body, "at")
+    at_text = fields.text(body, "at")
     try:
         at = parse_timestamp(at_text) if at_text else now
     except ValueError:
         raise errors.validation_failed("at", "at must be an ISO 8601 instant.") from None
-    visitor = _optional_text(body, "visitor")
+    visitor = fields.text(body, "visitor")
     return BulkVisits(slug, count, Visit(at, country, referrer, device, visitor or ""))
-
-
-def _optional_text(body: dict[str, object], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise errors.invalid_request(f"{name} must be a string.", name)
-    return value

@@ -9,12 +9,8 @@ thing on the way: the query it forwards, or the status, headers or JSON body it 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -22,6 +18,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from emulator.testing import ThreadedServer
 
 LINKS_PATH = "/api/api-applications/public/links"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
@@ -136,61 +134,6 @@ def too_many_requests(times: int, retry_after: int) -> Alteration:
     return Alteration("429 first", response=change)
 
 
-class ThreadedServer:
-    """Any ASGI app served by uvicorn in a background thread on a free port."""
-
-    def __init__(self, app: Any, name: str = "drift-test-server") -> None:
-        self.app = app
-        self.name = name
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ThreadedServer:
-        import uvicorn
-
-        # IPPROTO_TCP, not 0: asyncio turns on TCP_NODELAY only for sockets that say TCP, and
-        # without it every keep-alive answer waits out the client's 40 ms delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start")
-            time.sleep(0.002)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> ThreadedServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
 class AlteringProxy(ThreadedServer):
     """Serve with `with AlteringProxy(upstream, alteration) as proxy:`; `proxy.url`, and
     `proxy.seen` lists the (method, path) pairs it forwarded."""
@@ -208,7 +151,7 @@ class AlteringProxy(ThreadedServer):
                 )
             ]
         )
-        super().__init__(app, "drift-altering-proxy")
+        super().__init__(app, name="drift-altering-proxy")
 
     async def forward(self, request: Request) -> Response:
         path = request.url.path

@@ -1,0 +1,43 @@
+"""Fields of decoded JSON bodies (control API, faults, visits): typed and bounded, or the wire
+error that names them (400 for a wrong JSON type, 422 for a missing or out-of-range value)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from emulator import errors
+
+
+def text(body: Mapping[str, object], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.validation_failed(name, f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        raise errors.invalid_request(f"{name} must be a string.", name)
+    if required and not value:
+        raise errors.validation_failed(name, f"{name} must not be empty.")
+    return value
+
+
+def whole(
+    body: Mapping[str, object], name: str, low: int, high: int, *, required: bool = False
+) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.validation_failed(name, f"{name} is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.invalid_request(f"{name} must be an integer.", name)
+    if not low <= value <= high:
+        raise errors.validation_failed(name, f"{name} must be from {low} to {high}.")
+    return value
+
+
+def flag(body: Mapping[str, object], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise errors.invalid_request(f"{name} must be a boolean.", name)
+    return value
