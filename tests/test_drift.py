@@ -73,7 +73,7 @@ def _register(url: str, credentials: tuple[str, str], environment: str) -> None:
 def upstream() -> Iterator[str]:
     """An independently started emulator, the target: a fast sandbox app, and a fast live app
     whose workspace holds a few links."""
-    with ThreadedServer(create_app(Settings()), "drift-target-emulator") as server:
+    with ThreadedServer(create_app(Settings()), name="drift-target-emulator") as server:
         _register(server.url, SANDBOX, "sandbox")
         _register(server.url, LIVE, "live")
         token = requests.post(
@@ -323,7 +323,7 @@ def test_conformance_failures_come_with_a_curl_and_the_emulators_answer(
 
 
 def test_an_emulator_given_by_url_is_compared_with(upstream: str, tmp_path: Path) -> None:
-    with ThreadedServer(create_app(Settings()), "drift-comparison-emulator") as comparison:
+    with ThreadedServer(create_app(Settings()), name="drift-comparison-emulator") as comparison:
         outcome = drift(
             tmp_path, upstream, *FAST, "--no-conformance", "--emulator-url", comparison.url
         )
