@@ -32,7 +32,9 @@ class ShortLinks:
         if live is not None:
             if request.method == "GET":
                 client = request.client.host if request.client else ""
-                visit = visit_from_request(request.headers, client, state.clock.now())
+                # A clock set back before the link existed still counts the visit at its birth.
+                at = max(state.clock.now(), live.created_at)
+                visit = visit_from_request(request.headers, client, at)
                 state.live.record_visits(live.link_id, [visit])
             return _redirect(live.destination)
         sample = state.sandbox.by_slug(slug)
