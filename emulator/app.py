@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from functools import cached_property
 
-import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -46,6 +45,8 @@ class Contract:
 
     @cached_property
     def json_bytes(self) -> bytes:
+        import yaml  # here, not at start: ~20 ms that `serve` need not pay before its first answer
+
         return json.dumps(yaml.safe_load(self.yaml_text), ensure_ascii=False).encode()
 
     async def serve_json(self, request: Request) -> Response:

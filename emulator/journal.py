@@ -102,29 +102,33 @@ def _masked(value: Any) -> Any:
 
 
 class Journal:
-    """Oldest entries drop once `capacity` is reached."""
+    """Oldest entries drop once `capacity` is reached.
+
+    An entry is kept as its sequence and fields, and made a JournalEntry only when read: recording
+    is on every API request's path, reading is rare."""
 
     def __init__(self, capacity: int) -> None:
-        self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._entries: deque[tuple[int, dict[str, Any]]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._sequence = 0
 
-    def record(self, **fields: Any) -> JournalEntry:
+    def record(self, **fields: Any) -> int:
+        """Keep an entry; its sequence number."""
         with self._lock:
             self._sequence += 1
-            entry = JournalEntry(sequence=self._sequence, **fields)
-            self._entries.append(entry)
-            return entry
+            self._entries.append((self._sequence, fields))
+            return self._sequence
 
     def entries(self) -> list[JournalEntry]:
         with self._lock:
-            return list(self._entries)
+            kept = list(self._entries)
+        return [JournalEntry(sequence=sequence, **fields) for sequence, fields in kept]
 
     def find(self, sequence: int) -> JournalEntry | None:
         with self._lock:
-            for entry in self._entries:
-                if entry.sequence == sequence:
-                    return entry
+            for number, fields in self._entries:
+                if number == sequence:
+                    return JournalEntry(sequence=number, **fields)
             return None
 
     def clear(self) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import re
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import MutableHeaders
@@ -33,17 +36,25 @@ def _request_id(scope: Scope) -> str:
 class _Capture:
     """The first BODY_CAPTURE_BYTES of each body, and the response's status and headers."""
 
+    __slots__ = ("request_body", "response_body", "response_headers", "status")
+
     def __init__(self) -> None:
         self.status = 500
         self.response_headers: tuple[tuple[bytes, bytes], ...] = ()
-        self.request_body = bytearray()
-        self.response_body = bytearray()
+        self.request_body: list[bytes] = []
+        self.response_body: list[bytes] = []
 
     @staticmethod
-    def keep(target: bytearray, chunk: bytes) -> None:
-        room = BODY_CAPTURE_BYTES - len(target)
-        if room > 0:
-            target += chunk[:room]
+    def keep(target: list[bytes], chunk: bytes) -> None:
+        room = BODY_CAPTURE_BYTES - sum(map(len, target))
+        if room > 0 and chunk:
+            target.append(chunk[:room])  # the chunk itself when it fits: no copy
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """`format_timestamp` of a whole second: requests of the same second share one string."""
+    return format_timestamp(datetime.fromtimestamp(second, UTC))
 
 
 class RequestIdMiddleware:
@@ -114,7 +125,7 @@ class JournalMiddleware:
 
         state = self.state
         started = time.perf_counter()
-        received_at = format_timestamp(state.clock.now())
+        received_at = _stamp(math.floor(state.clock.timestamp()))
         recorded = False
 
         def record() -> None:
@@ -122,7 +133,9 @@ class JournalMiddleware:
             if recorded:
                 return
             recorded = True
-            retry_after = dict(capture.response_headers).get(b"retry-after")
+            retry_after = None
+            if capture.status == 429:
+                retry_after = dict(capture.response_headers).get(b"retry-after")
             state.journal.record(
                 request_id=request_id,
                 time=received_at,
@@ -136,9 +149,9 @@ class JournalMiddleware:
                 pagination=context.get("pagination"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 request_headers=tuple(scope["headers"]),
-                request_body=bytes(capture.request_body),
+                request_body=b"".join(capture.request_body),
                 response_headers=capture.response_headers,
-                response_body=bytes(capture.response_body),
+                response_body=b"".join(capture.response_body),
             )
 
         try:

@@ -54,16 +54,22 @@ class PublicApi:
         principal, decision = self._admit(request)
         state = self.state
         try:
-            query = parse_link_query(request.query_params)
             if principal.environment == "sandbox":
-                page = state.sandbox.query(query)
-                body = state.rendered.page(page)
+                # The sample set never changes: the same query string, the same page.
+                key: bytes = request.scope["query_string"]
+                kept = state.rendered.cached_page(key)
+                if kept is None:
+                    query = parse_link_query(request.query_params)
+                    kept = state.rendered.keep_page(key, state.sandbox.query(query))
+                body, pagination = kept
             else:
+                query = parse_link_query(request.query_params)
                 page = state.live.query(principal.workspace.id, query)
                 body = serialize.dumps(serialize.page(page, state.settings.short_base))
+                pagination = serialize.pagination(page)
         except ApiError as error:
             raise _with_rate_headers(error, decision) from None
-        request.state.pagination = serialize.pagination(page)
+        request.state.pagination = pagination
         return bytes_response(body, headers=decision.headers())
 
     async def create_link(self, request: Request) -> Response:
@@ -88,14 +94,17 @@ class PublicApi:
     async def get_link(self, request: Request) -> Response:
         principal, decision = self._admit(request)
         link_id: str = request.path_params["linkId"]
+        state = self.state
         if principal.environment == "sandbox":
-            link = self.state.sandbox.get(link_id)
+            link = state.sandbox.get(link_id)
+            body = state.rendered.detail(link) if link is not None else None
         else:
-            link = self.state.live.get(principal.workspace.id, link_id)
-        if link is None:
+            link = state.live.get(principal.workspace.id, link_id)
+            detail = serialize.link_detail(link, state.settings.short_base) if link else None
+            body = serialize.dumps(detail) if detail is not None else None
+        if body is None:
             raise _with_rate_headers(errors.link_not_found(), decision)
-        body = serialize.link_detail(link, self.state.settings.short_base)
-        return json_response(body, headers=decision.headers())
+        return bytes_response(body, headers=decision.headers())
 
     def _admit(self, request: Request) -> tuple[Principal, Decision]:
         """Authenticate, then count the call against the caller's window (or refuse it)."""

@@ -83,12 +83,27 @@ def page_from_items(items: list[bytes], value: Page) -> bytes:
 class RenderedLinks:
     """The JSON of immutable links (the sample set), rendered once each, least recent dropped.
 
-    A page of 25 is then a join of 25 byte strings, not 25 dicts and QR lookups to encode."""
+    A page of 25 is then a join of 25 byte strings, not 25 dicts and QR lookups to encode; a
+    detail is one lookup. Whole pages are kept too, by their query string, as the sample set never
+    changes: a repeated list request parses nothing and joins nothing."""
 
-    def __init__(self, short_base: str, capacity: int = 20_000) -> None:
+    def __init__(
+        self,
+        short_base: str,
+        capacity: int = 20_000,
+        detail_capacity: int = 4096,
+        page_bytes: int = 8 * 1024 * 1024,
+        page_capacity: int = 1024,
+    ) -> None:
         self._short_base = short_base
         self._capacity = capacity
         self._summaries: OrderedDict[str, bytes] = OrderedDict()
+        self._detail_capacity = detail_capacity
+        self._details: OrderedDict[str, bytes] = OrderedDict()
+        self._page_budget = page_bytes  # bodies and query strings
+        self._page_capacity = page_capacity
+        self._page_bytes = 0
+        self._pages: OrderedDict[bytes, tuple[bytes, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def summary(self, link: Link) -> bytes:
@@ -104,8 +119,43 @@ class RenderedLinks:
                 self._summaries.popitem(last=False)
         return rendered
 
+    def detail(self, link: Link) -> bytes:
+        with self._lock:
+            cached = self._details.get(link.id)
+            if cached is not None:
+                self._details.move_to_end(link.id)
+                return cached
+        rendered = dumps(link_detail(link, self._short_base))
+        with self._lock:
+            self._details[link.id] = rendered
+            if len(self._details) > self._detail_capacity:
+                self._details.popitem(last=False)
+        return rendered
+
     def page(self, value: Page) -> bytes:
         return page_from_items([self.summary(link) for link in value.items], value)
+
+    def cached_page(self, key: bytes) -> tuple[bytes, dict[str, Any]] | None:
+        """The body and pagination of the page last rendered for this query string, if kept."""
+        with self._lock:
+            found = self._pages.get(key)
+            if found is not None:
+                self._pages.move_to_end(key)
+            return found
+
+    def keep_page(self, key: bytes, value: Page) -> tuple[bytes, dict[str, Any]]:
+        """Render `value` and keep it for `key`; the least recent pages go past the budgets."""
+        kept = (self.page(value), pagination(value))
+        with self._lock:
+            if key not in self._pages:
+                self._pages[key] = kept
+                self._page_bytes += len(key) + len(kept[0])
+                while len(self._pages) > 1 and (
+                    self._page_bytes > self._page_budget or len(self._pages) > self._page_capacity
+                ):
+                    old_key, (body, _) = self._pages.popitem(last=False)
+                    self._page_bytes -= len(old_key) + len(body)
+        return kept
 
 
 def token(issued: IssuedToken) -> dict[str, Any]:

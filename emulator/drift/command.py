@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from emulator.drift.report import FORMATS, format_for, render
-
 DEMO_CLIENT_ID = "sb_demo_client"
 DEMO_CLIENT_SECRET = "sbs_demo_secret"
 
 EXIT_OK, EXIT_DRIFT, EXIT_NOT_RUN = 0, 1, 2
+# emulator.drift.report.FORMATS: that module (and yaml, email) is imported only when drift runs,
+# so `serve` does not pay for it at start.
+FORMATS = ("markdown", "json", "junit")
 
 DESCRIPTION = """\
 Compare a target (the real 8here API, or anything that claims to be it) with the emulator and
@@ -131,6 +132,7 @@ def run(
         )
     from emulator.drift.model import KnownDifferences
     from emulator.drift.pacing import parse_rate
+    from emulator.drift.report import format_for, render
     from emulator.drift.runner import DriftOptions, run_drift
     from emulator.drift.transport import SetupError, TargetRateLimited
     from emulator.settings import contract_path
