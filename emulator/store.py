@@ -47,28 +47,6 @@ class Page:
         return self.offset + len(self.items) < self.total
 
 
-SORT_VALUE: dict[SortKey, Callable[[Link], object]] = {
-    "createdAt": lambda link: link.created_at,
-    "updatedAt": lambda link: link.updated_at,
-    "title": lambda link: link.title.casefold(),
-    "clicks": lambda link: link.clicks,
-}
-
-
-def sort_links(links: Sequence[Link], sort_by: SortKey, sort_order: SortOrder) -> list[Link]:
-    """Sort by the key, ties broken on id, both in the requested direction."""
-    value = SORT_VALUE[sort_by]
-    return sorted(links, key=lambda link: (value(link), link.id), reverse=sort_order == "desc")
-
-
-def matches_text(link: Link, needle_folded: str) -> bool:
-    return (
-        needle_folded in link.title.casefold()
-        or needle_folded in link.slug.casefold()
-        or needle_folded in link.destination.casefold()
-    )
-
-
 class SandboxStore:
     """The static sample set, indexed for every sort order, filter and search.
 
