@@ -29,7 +29,6 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -43,6 +42,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from machine import describe, format_load
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/api/api-applications/token"
@@ -68,21 +69,6 @@ TARGET_COLD_PAGE_MS = 15.0
 
 
 # --- machine and interpreter -------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-        "kernel": platform.release(),
-    }
 
 
 PROBE = """
@@ -461,7 +447,7 @@ def cold_pages(pages: int, size: int) -> dict[str, Any]:
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     server_cpu, client_cpu = (None, None) if args.no_pin else (args.server_cpu, args.client_cpu)
     report: dict[str, Any] = {
-        "machine": machine(),
+        "machine": describe(),
         "server": interpreter(args.python),
         "settings": {
             "duration_s": args.duration,
@@ -584,7 +570,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     if not args.skip_qr:
         with on_cpu(server_cpu):
             report["qr_cold_page"] = cold_pages(args.qr_pages, args.qr_size)
-    report["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    report["machine"]["loadavg_end"] = describe()["loadavg"]
     report["targets"] = targets(report, list(best.values()), reference)
     return report
 
@@ -650,7 +636,7 @@ def targets(report: dict[str, Any], results: list[Result], reference: float) -> 
 
 def print_machine(report: dict[str, Any]) -> None:
     m, s, st = report["machine"], report["server"], report["settings"]
-    print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, load average {' '.join(m['loadavg'])}")
+    print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, load average {format_load(m['loadavg'])}")
     print(
         f"server: Python {s['python']}, uvicorn {s['uvicorn']}, starlette {s['starlette']},"
         f" loop={s['loop']}, http={s['http']} (uvloop {s['uvloop'] or 'not installed'},"
@@ -723,7 +709,9 @@ def print_report(report: dict[str, Any]) -> None:
             )
         print(line)
     m = report["machine"]
-    print(f"load average at start {' '.join(m['loadavg'])}, at end {' '.join(m['loadavg_end'])}")
+    print(
+        f"load average at start {format_load(m['loadavg'])}, at end {format_load(m['loadavg_end'])}"
+    )
 
 
 def main() -> int:

@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -40,6 +39,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 from emulator import sandbox
 from emulator.live_store import LiveStore
@@ -76,26 +77,6 @@ DROP INDEX links_by_title;
 CREATE INDEX links_by_title ON links (workspace_id, title_key, id, clicks);
 ANALYZE;
 """
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": sys.version.split()[0],
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
 
 
 def build(path: str, size: int, decoy: int) -> dict[str, Any]:
@@ -425,7 +406,7 @@ def main() -> int:
     args = parser.parse_args()
     offsets = sorted({int(text) for text in args.offsets.split(",")})
 
-    info = machine()
+    info = describe()
     print(f"machine: {info}")
     with tempfile.TemporaryDirectory(prefix="bench-live-") as scratch:
         path = args.db or str(Path(scratch) / "bench.db")

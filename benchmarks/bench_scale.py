@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,30 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from machine import describe, format_load
+
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 LIMIT = 25
 PAGE_REPS = 31
 Q_REPS = 11
 FILTERS: dict[str, bool | None] = {"all": None, "hasVisits=true": True, "hasVisits=false": False}
 TARGETS = {"page_ms": 2.0, "q_ms": 100.0, "peak_mb": 1536.0, "create_app_s": 10.0}
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model,
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
 
 
 def peak_mb() -> float:
@@ -241,7 +223,8 @@ def print_table(
     sizes = [r["n"] for r in results]
     print(
         f"machine: {before['nproc']} CPUs ({before['cpu_model']}), Python {before['python']}, "
-        f"load average {fmt_load(before['loadavg'])} before, {fmt_load(after['loadavg'])} after"
+        f"load average {format_load(before['loadavg'])} before, "
+        f"{format_load(after['loadavg'])} after"
     )
     header = f"{'':46}" + "".join(f"{n:>12,}" for n in sizes)
     growth = len(sizes) > 1
@@ -276,10 +259,6 @@ def fmt(value: float) -> str:
     return f"{value:.4f}"
 
 
-def fmt_load(load: tuple[float, ...] | None) -> str:
-    return "n/a" if load is None else " ".join(f"{x:.2f}" for x in load)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -289,7 +268,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(measure(args.child), ensure_ascii=False))
         return
-    before = machine()
+    before = describe()
     results = []
     for n in (int(size) for size in args.sizes.split(",")):
         child = subprocess.run(
@@ -303,7 +282,7 @@ def main() -> None:
             raise SystemExit(f"size {n} failed:\n{child.stderr}")
         results.append(json.loads(child.stdout))
         print(f"n={n:,}: done ({results[-1]['create_app_s']:.1f} s to build)", file=sys.stderr)
-    after = machine()
+    after = describe()
     print_table(results, before, after)
     if args.out:
         document = {
