@@ -7,7 +7,8 @@
 #
 # Checks: hadolint; the build; the health check; /openapi.json; the seed's four calls (token, list,
 # create, detail) and their answers; a non-root user; SIGTERM stops it fast (and drains a request in
-# flight); a live link survives a new container on the same /data volume; an EMULATOR_* setting.
+# flight); a live link survives a new container on the same /data volume; an EMULATOR_* setting;
+# the greeting and the farewell in the log.
 #
 # Environment (all optional):
 #   CONTAINER_BASE   base image (default localhost/debian-python:bookworm, made here with
@@ -327,6 +328,12 @@ podman volume create "$VOLUME" > /dev/null
 run_container "$C1" --init
 wait_healthy "$C1"
 ok "healthy, published on 127.0.0.1:$PORT"
+podman logs "$C1" > "$WORK/logs" 2>&1
+for want in "is serving the 8here Open Links API" "http://127.0.0.1:8080  (contract: /openapi.json; every interface: 0.0.0.0:8080)" \
+    "sb_demo_client / sbs_demo_secret" "Live links   kept in /data/emulator.db" "Uvicorn running on http://0.0.0.0:8080"; do
+    grep -qF "$want" "$WORK/logs" || { cat "$WORK/logs" >&2; fail "the log lacks '$want'"; }
+done
+ok "the log greets with the API, the credentials and /data/emulator.db"
 
 phase "probe: user, packaging, health, contract"
 uid=$(podman exec "$C1" id -u) || fail "podman exec id -u"
@@ -401,7 +408,9 @@ timed_stop "$C1" 5
 awk -v s="$STOP_SECONDS" -v m="$STOP_MAX" 'BEGIN { exit !(s < m) }' ||
     fail "podman stop -t 5 took ${STOP_SECONDS}s (limit ${STOP_MAX}s): SIGTERM did not stop the server"
 graceful_exit "$C1"
-ok "podman stop -t 5: ${STOP_SECONDS}s, graceful shutdown (exit code $EXIT_CODE, with --init)"
+grep -qF "8here-emulator: stopped; 1 live link kept in /data/emulator.db" "$WORK/logs" ||
+    { tail -5 "$WORK/logs" >&2; fail "no farewell naming the live link kept in /data/emulator.db"; }
+ok "podman stop -t 5: ${STOP_SECONDS}s, graceful shutdown (exit code $EXIT_CODE, with --init), farewell"
 podman rm "$C1" > /dev/null 2>&1
 
 phase "restart: a new container on the same volume (no --init, an EMULATOR_* setting)"

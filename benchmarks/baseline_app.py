@@ -1,10 +1,11 @@
 """The yardstick of `bench_http.py`: one Starlette route returning a fixed small JSON.
 
 `python benchmarks/baseline_app.py --port P` serves it with `uvicorn.run` and the same settings
-that `8here-emulator serve` passes (emulator/cli.py: host, port, log level, no `server` header, a
-5 s graceful shutdown, every other option at uvicorn's default, so `loop` and `http` are "auto":
-uvloop and httptools when they are installed, asyncio and h11 when not). Every figure of the
-emulator is reported as a ratio to this endpoint's, measured in the same run on the same core.
+that `8here-emulator serve` passes (emulator/serving.py: host, port, log level, no `server`
+header, a 5 s graceful shutdown, every other option at uvicorn's default, so `loop` and `http`
+are "auto": uvloop and httptools when they are installed, asyncio and h11 when not). Every figure
+of the emulator is reported as a ratio to this endpoint's, measured in the same run on the same
+core.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    # Keep in step with emulator.cli.serve.
+    # Keep in step with emulator.serving.serve_app.
     uvicorn.run(
         app,
         host=args.host,

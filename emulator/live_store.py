@@ -167,6 +167,11 @@ class LiveStore:
         with self._lock:
             return self._count(workspace_id)
 
+    def total(self) -> int:
+        """Live links in every workspace."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM links").fetchone()[0])
+
     def _count(self, workspace_id: str) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM links WHERE workspace_id = ?", (workspace_id,)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from emulator.cli_options import EnvOptions
 
 DEMO_CLIENT_ID = "sb_demo_client"
 DEMO_CLIENT_SECRET = "sbs_demo_secret"
@@ -42,57 +43,86 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--base-url", required=True, help="the target, e.g. https://8here.in")
-    parser.add_argument("--client-id", default=None, help="default: $EIGHTHERE_CLIENT_ID")
-    parser.add_argument("--client-secret", default=None, help="default: $EIGHTHERE_CLIENT_SECRET")
-    parser.add_argument(
-        "--emulator-url",
-        default=None,
-        help="a running emulator to compare with (default: one started in-process)",
+    options = EnvOptions(parser, prefix="EMULATOR_DRIFT_")
+    options.add(
+        "--base-url", required=True, metavar="URL", help="the target, e.g. https://8here.in"
     )
-    parser.add_argument(
+    options.add(
+        "--client-id",
+        env="EIGHTHERE_CLIENT_ID",
+        metavar="ID",
+        shown="the emulator's demo sandbox app",
+        help="the target application's client id",
+    )
+    options.add(
+        "--client-secret",
+        env="EIGHTHERE_CLIENT_SECRET",
+        metavar="SECRET",
+        secret=True,
+        shown="the emulator's demo sandbox app",
+        help="the target application's client secret",
+    )
+    options.add(
+        "--emulator-url",
+        metavar="URL",
+        shown="one started in-process",
+        help="a running emulator to compare with",
+    )
+    options.add(
         "--emulator-control-token",
-        default=None,
+        metavar="TOKEN",
+        secret=True,
         help="control token of the --emulator-url emulator, if it was started with one",
     )
-    parser.add_argument(
+    options.add(
         "--max-examples",
         type=int,
         default=10,
-        help="fuzzed cases per operation and mode (positive, negative); default 10",
+        metavar="N",
+        help="fuzzed cases per operation and mode (positive, negative)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="fuzzing seed (default: random)")
-    parser.add_argument(
+    options.add("--seed", type=int, metavar="N", shown="random", help="fuzzing seed")
+    options.add(
         "--rate-limit",
         default="15/m",
-        help="the most requests the target takes, token exchanges included; default 15/m",
+        metavar="RATE",
+        help="the most requests the target takes, token exchanges included",
     )
-    parser.add_argument(
+    options.flag(
         "--allow-writes",
-        action="store_true",
         help="send creates to a live target (they are real links, counted against the quota)",
     )
-    parser.add_argument(
+    options.repeatable(
         "--report",
-        action="append",
-        default=[],
         metavar="PATH",
         help="write the report here (repeatable; format from --format or the extension: "
         ".md, .json, .xml)",
     )
-    parser.add_argument("--format", choices=FORMATS, default=None, help="report format")
-    parser.add_argument(
+    options.add(
+        "--format",
+        choices=FORMATS,
+        shown="from the extension, else markdown",
+        help=f"report format: {', '.join(FORMATS)}",
+    )
+    options.add(
         "--known-differences",
         type=Path,
-        default=None,
         metavar="PATH",
         help="YAML/JSON list of accepted differences: {location: <glob>, reason: <text>}",
     )
-    parser.add_argument("--contract", type=Path, default=None, help="default: the packaged one")
-    parser.add_argument("--no-conformance", action="store_true", help="skip the fuzzing layer")
-    parser.add_argument("--no-differential", action="store_true", help="skip the probe layer")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    options.add(
+        "--contract",
+        type=Path,
+        metavar="PATH",
+        shown="the packaged one",
+        help="the OpenAPI contract to check against",
+    )
+    options.flag("--no-conformance", help="skip the fuzzing layer")
+    options.flag("--no-differential", help="skip the probe layer")
+    options.add(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds to wait per request"
+    )
+    options.flag("--quiet", help="no progress on stderr")
     return parser
 
 
@@ -107,8 +137,8 @@ def run(
     """Run the drift check described by parsed `args`; returns the exit code."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    client_id = args.client_id or os.environ.get("EIGHTHERE_CLIENT_ID") or None
-    client_secret = args.client_secret or os.environ.get("EIGHTHERE_CLIENT_SECRET") or None
+    client_id = args.client_id or None  # the parser reads EIGHTHERE_CLIENT_ID/_SECRET
+    client_secret = args.client_secret or None
     if client_id is None and client_secret is None:
         client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     elif client_id is None or client_secret is None:
