@@ -433,6 +433,10 @@ def _help_of(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> dict[
 def test_every_option_of_every_command_has_a_help_line_with_default_and_variable(
     path: tuple[str, ...], capsys: pytest.CaptureFixture[str], clean_env: pytest.MonkeyPatch
 ) -> None:
+    for action in _parser_of(path)._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action._choices_actions:
+                assert command.help, f"{' '.join(path)} {command.dest}: no summary in --help"
     variables = []
     for flag, text in _help_of(path, capsys).items():
         assert text, f"{' '.join(path)} {flag}: no help line"
