@@ -3,7 +3,8 @@
 `AlteringProxy(upstream_url, alteration)` serves, on a free port in a background thread, a
 Starlette app that forwards every request to the upstream emulator with httpx and changes one
 thing on the way: the query it forwards, or the status, headers or JSON body it returns. Each
-`Alteration` below is one kind of drift the drift check must catch.
+`Alteration` below is one kind of drift the drift check must catch; `combine` applies several.
+Field alterations take `on`, the answers they change: `list` (a page's items), `detail`, `create`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ LINKS_PATH = "/api/api-applications/public/links"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
 
 Query = list[tuple[str, str]]
+LinkAnswer = str  # "list", "detail" or "create"
+EVERY_LINK_ANSWER: tuple[LinkAnswer, ...] = ("list", "detail", "create")
 
 
 @dataclass
@@ -42,10 +45,17 @@ class Exchange:
     def is_links(self) -> bool:
         return self.path == LINKS_PATH or self.path.startswith(LINKS_PATH + "/")
 
-    def links(self) -> list[dict[str, Any]]:
-        """The link objects of this answer: the items of a page, or the one link of a detail."""
+    @property
+    def answer(self) -> LinkAnswer | None:
+        if self.path == LINKS_PATH:
+            return {"GET": "list", "POST": "create"}.get(self.method)
+        return "detail" if self.is_links and self.method == "GET" else None
+
+    def links(self, on: tuple[LinkAnswer, ...] = EVERY_LINK_ANSWER) -> list[dict[str, Any]]:
+        """The link objects of this answer, if it is one of `on`: the items of a page, the link
+        of a detail or of a create."""
         body = self.body
-        if not isinstance(body, dict) or not self.is_links:
+        if not isinstance(body, dict) or self.answer not in on:
             return []
         if isinstance(body.get("data"), list):
             return [item for item in body["data"] if isinstance(item, dict)]
@@ -59,31 +69,35 @@ class Alteration:
     response: Callable[[Exchange], None] | None = None
 
 
-def rename_field(old: str, new: str) -> Alteration:
+def _scope(on: tuple[LinkAnswer, ...]) -> str:
+    return "" if on == EVERY_LINK_ANSWER else f" in {'/'.join(on)}"
+
+
+def rename_field(old: str, new: str, on: tuple[LinkAnswer, ...] = EVERY_LINK_ANSWER) -> Alteration:
     def change(exchange: Exchange) -> None:
-        for link in exchange.links():
+        for link in exchange.links(on):
             if old in link:
                 link[new] = link.pop(old)
 
-    return Alteration(f"rename {old} to {new}", response=change)
+    return Alteration(f"rename {old} to {new}{_scope(on)}", response=change)
 
 
-def stringify_field(name: str) -> Alteration:
+def stringify_field(name: str, on: tuple[LinkAnswer, ...] = EVERY_LINK_ANSWER) -> Alteration:
     def change(exchange: Exchange) -> None:
-        for link in exchange.links():
+        for link in exchange.links(on):
             if name in link:
                 link[name] = str(link[name])
 
-    return Alteration(f"{name} as a string", response=change)
+    return Alteration(f"{name} as a string{_scope(on)}", response=change)
 
 
-def null_every_other(name: str) -> Alteration:
+def null_every_other(name: str, on: tuple[LinkAnswer, ...] = EVERY_LINK_ANSWER) -> Alteration:
     def change(exchange: Exchange) -> None:
-        for index, link in enumerate(exchange.links()):
+        for index, link in enumerate(exchange.links(on)):
             if index % 2 == 0:
                 link[name] = None
 
-    return Alteration(f"{name} sometimes null", response=change)
+    return Alteration(f"{name} sometimes null{_scope(on)}", response=change)
 
 
 def drop_header(name: str) -> Alteration:
@@ -113,6 +127,15 @@ def default_limit(limit: int) -> Alteration:
     return Alteration(f"default limit {limit}", query=change)
 
 
+def accept_value(parameter: str, value: str) -> Alteration:
+    """The target accepts `parameter=value` by ignoring it (as if it had not been sent)."""
+
+    def change(method: str, path: str, query: Query) -> Query:
+        return [(k, v) for k, v in query if (k, v) != (parameter, value)]
+
+    return Alteration(f"{parameter}={value} accepted", query=change)
+
+
 def ignore_ascending() -> Alteration:
     def change(method: str, path: str, query: Query) -> Query:
         return [(k, "desc" if (k, v) == ("sortOrder", "asc") else v) for k, v in query]
@@ -132,6 +155,27 @@ def too_many_requests(times: int, retry_after: int) -> Alteration:
             exchange.body = {"error": {"code": "rate_limited", "message": "slow down"}}
 
     return Alteration("429 first", response=change)
+
+
+def combine(*alterations: Alteration) -> Alteration:
+    """Every alteration, in the order given."""
+    queries = [a.query for a in alterations if a.query is not None]
+    responses = [a.response for a in alterations if a.response is not None]
+
+    def query(method: str, path: str, sent: Query) -> Query:
+        for change in queries:
+            sent = change(method, path, sent)
+        return sent
+
+    def response(exchange: Exchange) -> None:
+        for change in responses:
+            change(exchange)
+
+    return Alteration(
+        " + ".join(a.name for a in alterations),
+        query=query if queries else None,
+        response=response if responses else None,
+    )
 
 
 class AlteringProxy(ThreadedServer):

@@ -12,8 +12,10 @@ import argparse
 import io
 import json
 import os
+import re
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ from drift_proxy import (
     Alteration,
     AlteringProxy,
     ThreadedServer,
+    accept_value,
     bad_parameter_status,
+    combine,
     default_limit,
     drop_header,
     ignore_ascending,
@@ -49,6 +53,24 @@ from emulator.drift.transport import PacedSession, SafetyPolicy, UnsafeRequest
 from emulator.settings import Settings, contract_path
 
 SANDBOX = ("drift_sandbox", "drift_sandbox_secret")
+PROBES = build_probes("sandbox")
+# The probes whose answer holds links: a page with items (not the one past the end), a detail, a
+# create.
+WITH_LINKS = (
+    *(
+        p.name
+        for p in PROBES
+        if p.operation == "listLinks" and p.expect_status == 200 and "past_end" not in p.name
+    ),
+    "detail.listed",
+    "create.valid",
+)
+# The probes whose answers carry the rate-limit headers.
+COUNTED = tuple(p.name for p in PROBES if p.counted)
+ASCENDING = tuple(
+    p.name for p in PROBES if p.name.startswith("list.sort.") and p.name.endswith("asc")
+)
+BAD_LIMIT = ("list.bad.limit.zero", "list.bad.limit.over_max", "list.bad.limit.not_integer")
 LIVE = ("drift_live", "drift_live_secret")
 FAST = ["--rate-limit", "1000000/m", "--seed", "7"]
 
@@ -109,6 +131,23 @@ class Outcome:
 
     def locations(self) -> set[str]:
         return {d["location"] for d in self.drift}
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        assert self.report is not None
+        return list(self.report["groups"])
+
+    def group(self, cause: str) -> dict[str, Any]:
+        matches = [g for g in self.groups if g["cause"] == cause]
+        assert len(matches) == 1, f"{cause} not one group; got {[g['cause'] for g in self.groups]}"
+        return matches[0]
+
+    def probes_by_cause(self) -> dict[str, set[str]]:
+        return {g["cause"]: set(g["probes"]) for g in self.groups}
+
+    def rows(self) -> list[str]:
+        """The rows of the Markdown report's drift table."""
+        return [line for line in self.stdout.splitlines() if re.match(r"\| \d+ \| ", line)]
 
     def find(self, location: str) -> dict[str, Any]:
         matches = [d for d in self.drift if d["location"] == location]
@@ -183,17 +222,19 @@ class DriftCase:
     kind: str
     emulator: str
     target: str
-    allowed: tuple[str, ...]
+    cause: str
+    probes: tuple[str, ...]
 
 
 CASES = [
     DriftCase(
         rename_field("title", "name"),
-        "list.default: body $.data[*].title",
-        "missing-on-target",
-        "string",
-        "absent",
-        ("*: body $.data[*].title", "*: body $.data[*].name", "*: body $.title", "*: body $.name"),
+        "list.default: body $.data[*].title → name",
+        "renamed",
+        "title: string",
+        "name: string",
+        "body $..title → name",
+        WITH_LINKS,
     ),
     DriftCase(
         stringify_field("clicks"),
@@ -201,7 +242,8 @@ CASES = [
         "type",
         "integer",
         "string",
-        ("*: body $.data[*].clicks", "*: body $.clicks", "create.valid: meaning created link"),
+        "body $..clicks",
+        WITH_LINKS,
     ),
     DriftCase(
         null_every_other("destination"),
@@ -209,7 +251,8 @@ CASES = [
         "nullability",
         "string",
         "null | string",
-        ("*: body $.data[*].destination", "*: body $.destination", "create.valid: meaning *"),
+        "body $..destination",
+        WITH_LINKS,
     ),
     DriftCase(
         drop_header("X-RateLimit-Remaining"),
@@ -217,7 +260,8 @@ CASES = [
         "header-presence",
         "99*",
         "absent",
-        ("*: header X-RateLimit-Remaining",),
+        "header X-RateLimit-Remaining",
+        COUNTED,
     ),
     DriftCase(
         bad_parameter_status("limit", 422),
@@ -225,7 +269,8 @@ CASES = [
         "status",
         "400 invalid_parameter",
         "422 invalid_parameter",
-        ("list.bad.limit.*: status",),
+        "status 400 invalid_parameter → 422 invalid_parameter",
+        BAD_LIMIT,
     ),
     DriftCase(
         default_limit(20),
@@ -233,7 +278,8 @@ CASES = [
         "meaning",
         "pagination.limit=25, 25 items of *",
         "pagination.limit=20, 20 items of * (documented default 25)",
-        ("list.default: meaning default page size",),
+        "meaning default page size",
+        ("list.default",),
     ),
     DriftCase(
         ignore_ascending(),
@@ -241,13 +287,14 @@ CASES = [
         "meaning",
         "100 items sorted by createdAt asc",
         "not sorted by createdAt asc: item 0 *",
-        ("list.sort.*.asc: meaning sort order",),
+        "meaning sort order",
+        ASCENDING,
     ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.alteration.name for c in CASES])
-def test_each_kind_of_drift_is_reported_where_it_is(
+def test_each_kind_of_drift_is_one_row_reported_where_it_is(
     upstream: str, tmp_path: Path, case: DriftCase
 ) -> None:
     with AlteringProxy(upstream, case.alteration) as proxy:
@@ -259,15 +306,12 @@ def test_each_kind_of_drift_is_reported_where_it_is(
     assert location_matches(case.target, found["target"]), found
     assert found["contractAgreesWith"] == "emulator"
     assert found["curl"].startswith("curl -X ")
-    # Nothing else is reported: the alteration is the only difference.
-    unexplained = [
-        location
-        for location in outcome.locations()
-        if not any(location_matches(pattern, location) for pattern in case.allowed)
-    ]
-    assert unexplained == []
-    assert "## ❌ Contract drift" in outcome.stdout
-    assert "drift:" in outcome.stderr.splitlines()[-1]
+    # One row: the alteration is the only cause, seen in every probe it can be seen in.
+    assert outcome.probes_by_cause() == {case.cause: set(case.probes)}
+    assert len(outcome.rows()) == 1
+    assert f"`{case.cause}`" in outcome.rows()[0]
+    assert f"## ❌ Contract drift: 1 cause in {len(case.probes)} probe" in outcome.stdout
+    assert f"drift: 1 cause in {len(case.probes)} probe" in outcome.stderr.splitlines()[-1]
 
 
 def test_the_sort_check_reads_meaning_on_each_side_not_equal_values(
@@ -281,6 +325,86 @@ def test_the_sort_check_reads_meaning_on_each_side_not_equal_values(
     }
 
 
+# The issue's four: a renamed list field, a detail field turned into a string, a missing
+# X-RateLimit-Remaining, limit=0 accepted.
+FOUR = combine(
+    rename_field("hasVisits", "visited", on=("list",)),
+    stringify_field("clicks", on=("detail",)),
+    drop_header("X-RateLimit-Remaining"),
+    accept_value("limit", "0"),
+)
+
+
+def test_four_alterations_are_four_rows_on_both_layers(upstream: str, tmp_path: Path) -> None:
+    junit = tmp_path / "drift.xml"
+    with AlteringProxy(upstream, FOUR) as proxy:
+        outcome = drift(tmp_path, proxy.url, *FAST, "--max-examples", "3", "--report", str(junit))
+    assert outcome.code == 1, outcome.stderr
+    assert outcome.report is not None
+    listed = {p for p in WITH_LINKS if p.startswith("list.")}
+    by_cause = outcome.probes_by_cause()
+    # The conformance layer's findings of the same drift join the same rows.
+    differential = {cause: {p for p in seen if not p.startswith("conformance ")}
+                    for cause, seen in by_cause.items()}  # fmt: skip
+    assert differential == {
+        "header X-RateLimit-Remaining": set(COUNTED) - {"list.bad.limit.zero"},
+        "body $..hasVisits → visited": listed,
+        "status 400 invalid_parameter → 200": {"list.bad.limit.zero"},
+        "body $..clicks": {"detail.listed"},
+    }
+    rows = outcome.rows()
+    assert len(rows) == 4
+    renamed = next(row for row in rows if "visited" in row)
+    assert "`body $..hasVisits → visited`" in renamed
+    assert "| hasVisits: boolean | visited: boolean | emulator |" in renamed
+    seen = len(by_cause["body $..hasVisits → visited"])
+    assert f"<summary>{seen} probes, 1 operation</summary>" in renamed
+    header = outcome.group("header X-RateLimit-Remaining")
+    assert header["operations"] == ["listLinks", "getLink", "createLink"]
+    assert header["example"]["target"] == "absent"
+    assert header["example"]["contractAgreesWith"] == "emulator"
+    # The summary line counts causes and the probes affected.
+    affected = set().union(*by_cause.values())
+    summary = outcome.report["summary"]
+    assert (summary["causes"], summary["probesAffected"]) == (4, len(affected))
+    assert outcome.stdout.startswith(f"## ❌ Contract drift: 4 causes in {len(affected)} probes")
+    # JSON keeps every occurrence under its group.
+    assert sum(len(g["occurrences"]) for g in outcome.groups) == summary["differences"]
+    assert sum(g["count"] for g in outcome.groups) == len(outcome.drift) > 4
+    assert all(o["cause"] == g["cause"] for g in outcome.groups for o in g["occurrences"])
+    # JUnit keeps a test per probe, and each failure names its cause.
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert {p.name for p in PROBES} <= set(cases)
+    failure = cases["list.default"].find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert "header X-RateLimit-Remaining" in message
+    assert "body $..hasVisits → visited" in message
+    assert f"in {len(by_cause['header X-RateLimit-Remaining'])} probes" in message
+    zero = cases["list.bad.limit.zero"].find("failure")
+    assert zero is not None
+    assert zero.get("message") == "cause 3 of 4: status 400 invalid_parameter → 200 (in 1 probe)"
+
+
+def test_the_seven_kinds_at_once_are_seven_rows(upstream: str, tmp_path: Path) -> None:
+    with AlteringProxy(upstream, combine(*(case.alteration for case in CASES))) as proxy:
+        outcome = drift(tmp_path, proxy.url, *FAST, "--no-conformance")
+    assert outcome.code == 1, outcome.stderr
+    assert len(outcome.rows()) == 7
+    # The string clicks and the renamed title leave two sort keys that can still be judged, and
+    # the 422s for a bad limit hide those answers' headers behind a status difference.
+    assert outcome.probes_by_cause() == {
+        "body $..title → name": set(WITH_LINKS),
+        "body $..clicks": set(WITH_LINKS),
+        "body $..destination": set(WITH_LINKS),
+        "header X-RateLimit-Remaining": set(COUNTED) - set(BAD_LIMIT),
+        "status 400 invalid_parameter → 422 invalid_parameter": set(BAD_LIMIT),
+        "meaning default page size": {"list.default"},
+        "meaning sort order": {"list.sort.createdAt.asc", "list.sort.updatedAt.asc"},
+    }
+    assert outcome.stdout.startswith("## ❌ Contract drift: 7 causes in ")
+
+
 def test_the_junit_and_markdown_reports_name_the_failing_probe(
     upstream: str, tmp_path: Path
 ) -> None:
@@ -292,14 +416,25 @@ def test_the_junit_and_markdown_reports_name_the_failing_probe(
         )  # fmt: skip
     assert outcome.code == 1
     root = ET.parse(junit).getroot()
-    failed = {c.get("name") for c in root.iter("testcase") if c.find("failure") is not None}
-    assert failed == {"list.bad.offset.negative", "list.bad.offset.not_integer"}
+    failed = {
+        c.get("name"): c.find("failure")
+        for c in root.iter("testcase")
+        if c.find("failure") is not None
+    }
+    assert set(failed) == {"list.bad.offset.negative", "list.bad.offset.not_integer"}
+    cause = "status 400 invalid_parameter → 422 invalid_parameter"
+    for failure in failed.values():
+        assert failure is not None
+        assert failure.get("message") == f"cause 1 of 1: {cause} (in 2 probes)"
+        assert "list.bad.offset." in (failure.text or "")
     text = markdown.read_text(encoding="utf-8")
-    assert "| Where | Emulator | Target | Contract agrees with |" in text
+    assert "| # | Cause | Kind | Seen in | Emulator | Target | Contract agrees with |" in text
     assert (
-        "| `list.bad.offset.negative: status` | 400 invalid_parameter | 422 invalid_parameter "
-        "| emulator |" in text
+        f"| 1 | `{cause}` | status | <details><summary>2 probes, 1 operation</summary>"
+        "listLinks: <code>list.bad.offset.negative</code>, <code>list.bad.offset.not_integer</code>"
+        "</details> | 400 invalid_parameter | 422 invalid_parameter | emulator |" in text
     )
+    assert f"**1. `{cause}`** — in `list.bad.offset.negative`" in text
 
 
 # -- the conformance layer ------------------------------------------------------------------------
@@ -430,7 +565,76 @@ def test_known_differences_are_accepted_and_stale_ones_listed(
     assert outcome.report["unusedKnownDifferences"] == [
         {"location": "list.default: status", "reason": "no longer true"}
     ]
-    assert "### Accepted differences" in outcome.stdout
+    assert [k["covered"] for k in outcome.report["knownDifferences"]] == [len(COUNTED), 0]
+    assert outcome.report["groups"] == []
+    assert [g["cause"] for g in outcome.report["acceptedGroups"]] == [
+        "header X-RateLimit-Remaining"
+    ]
+    assert "### Accepted differences: 1 cause" in outcome.stdout
+    assert (
+        f"- `location: *: header X-RateLimit-Remaining` covered {len(COUNTED)} occurrences in "
+        f"{len(COUNTED)} probes (`header X-RateLimit-Remaining`)" in outcome.stdout
+    )
+
+
+def test_a_known_difference_can_accept_a_whole_group(upstream: str, tmp_path: Path) -> None:
+    known = tmp_path / "known.yaml"
+    known.write_text(
+        "- group: 'body $..hasVisits → visited'\n"
+        "  reason: the real API calls it visited\n"
+        "- group: 'header X-RateLimit-*'\n"
+        "  kind: header-presence\n"
+        "  reason: the real API sends no Remaining header\n"
+        "- group: 'body $..title'\n"
+        "  reason: 'not seen: a group name matches whole'\n",
+        encoding="utf-8",
+    )
+    with AlteringProxy(upstream, FOUR) as proxy:
+        outcome = drift(
+            tmp_path, proxy.url, *FAST, "--no-conformance", "--known-differences", str(known)
+        )
+    assert outcome.code == 1, outcome.stderr
+    assert outcome.report is not None
+    listed = {p for p in WITH_LINKS if p.startswith("list.")}
+    covered = {
+        k.get("group"): (k["covered"], k["probes"]) for k in outcome.report["knownDifferences"]
+    }
+    assert covered == {
+        "body $..hasVisits → visited": (len(listed), len(listed)),
+        "header X-RateLimit-*": (len(COUNTED) - 1, len(COUNTED) - 1),
+        "body $..title": (0, 0),
+    }
+    # What is left open is the two causes no entry names.
+    assert [g["cause"] for g in outcome.groups] == [
+        "status 400 invalid_parameter → 200",
+        "body $..clicks",
+    ]
+    assert len(outcome.rows()) == 2
+    assert outcome.stdout.startswith("## ❌ Contract drift: 2 causes in 2 probes")
+    assert "### Accepted differences: 2 causes" in outcome.stdout
+    assert f"- `group: body $..hasVisits → visited` covered {len(listed)} occurrences" in (
+        outcome.stdout
+    )
+    assert "- `group: body $..title`: not seen" in outcome.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("- reason: no location\n", "entry 1 needs a 'location' or a 'group'"),
+        ("- group: 3\n", "entry 1: 'group' must be a string"),
+        ("just text\n", "expected a list of accepted differences"),
+        ("- location: [unclosed\n", "not YAML or JSON"),
+    ],
+)
+def test_a_bad_known_differences_file_is_refused_with_the_reason(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    known = tmp_path / "known.yaml"
+    known.write_text(content, encoding="utf-8")
+    outcome = drift(tmp_path, "http://127.0.0.1:9", "--known-differences", str(known))
+    assert outcome.code == 2
+    assert problem in outcome.stderr
 
 
 # -- safety and pacing ----------------------------------------------------------------------------
@@ -588,3 +792,38 @@ def test_the_contract_answers_types_keys_and_headers() -> None:
     assert contract.header_rule("listLinks", 200, "x-ratelimit-remaining") == "required"
     assert contract.header_rule("createToken", 200, "X-RateLimit-Limit") == "undeclared"
     assert contract.parameter_default("listLinks", "limit") == 25
+
+
+def test_a_renamed_key_is_one_difference_and_an_ambiguous_one_is_not() -> None:
+    emulator = {"data": [{"id": "a", "hasVisits": True, "clicks": 1}]}
+    target = {"data": [{"id": "a", "visited": True, "clicks": 1}]}
+    (renamed,) = diff_shapes(shape_of(emulator), shape_of(target))
+    assert (renamed.path, renamed.kind, renamed.renamed_to) == (
+        ("data", "[]", "hasVisits"),
+        "renamed",
+        "visited",
+    )
+    assert (renamed.emulator, renamed.target) == ("hasVisits: boolean", "visited: boolean")
+    # Two candidates of the same type on the target: no guessing which one it is.
+    target = {"data": [{"id": "a", "visited": True, "seen": False, "clicks": 1}]}
+    kinds = {(d.path[-1], d.kind) for d in diff_shapes(shape_of(emulator), shape_of(target))}
+    assert kinds == {
+        ("hasVisits", "missing-on-target"),
+        ("visited", "missing-on-emulator"),
+        ("seen", "missing-on-emulator"),
+    }
+    # Inside a renamed object, what differs is still reported, under the old name.
+    inner = diff_shapes(shape_of({"a": {"n": 1}}), shape_of({"b": {"n": "1"}}))
+    assert [(d.path, d.kind) for d in inner] == [(("a",), "renamed"), (("a", "n"), "type")]
+
+
+def test_a_missing_schemathesis_names_the_drift_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "schemathesis", None)  # `import schemathesis` fails
+    outcome = drift(tmp_path, "http://127.0.0.1:9")
+    assert outcome.code == 2
+    assert outcome.stderr == (
+        "8here-emulator drift: could not run: schemathesis is missing; install the drift extra: "
+        "pip install '8here-emulator[drift]'\n"
+    )

@@ -108,7 +108,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--known-differences",
         type=Path,
         metavar="PATH",
-        help="YAML/JSON list of accepted differences: {location: <glob>, reason: <text>}",
+        help="YAML/JSON list of accepted differences: {location: <glob>, reason: <text>} for "
+        "single locations, {group: <glob>, reason: <text>} for a report row (a cause)",
     )
     options.add(
         "--contract",
@@ -158,11 +159,11 @@ def run(
     except ImportError as exc:
         return _not_run(
             err,
-            f"{exc.name} is missing; install the test extra: pip install '8here-emulator[test]'",
+            f"{exc.name} is missing; install the drift extra: pip install '8here-emulator[drift]'",
         )
     from emulator.drift.model import KnownDifferences
     from emulator.drift.pacing import parse_rate
-    from emulator.drift.report import format_for, render
+    from emulator.drift.report import format_for, headline, render
     from emulator.drift.runner import DriftOptions, run_drift
     from emulator.drift.transport import SetupError, TargetRateLimited
     from emulator.settings import contract_path
@@ -219,7 +220,7 @@ def run(
     drift, accepted = len(result.drift), len(result.accepted)
     summary = {
         EXIT_OK: f"no drift ({accepted} accepted difference{'s' if accepted != 1 else ''})",
-        EXIT_DRIFT: f"drift: {drift} difference{'s' if drift != 1 else ''}",
+        EXIT_DRIFT: f"drift: {headline(result)} ({drift} difference{'s' if drift != 1 else ''})",
         EXIT_NOT_RUN: f"incomplete: {len(result.errors)} error(s), no drift found in what ran",
     }[code]
     written = f"; report: {', '.join(args.report)}" if args.report else ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.drift import properties
-from emulator.drift.contract import Contract
+from emulator.drift.contract import ITEMS, Contract
 from emulator.drift.model import Agreement, Difference
 from emulator.drift.probes import Probe
 from emulator.drift.properties import LABELS, RATE_HEADERS, Answer, Verdict
@@ -68,7 +68,10 @@ class Comparison:
         target: str,
         contract: Agreement,
         detail: str = "",
+        cause: str | None = None,
     ) -> None:
+        """One difference at `aspect` (where in the answer); `cause` names its group when the
+        aspect alone would join unrelated differences (every status difference is at `status`)."""
         self.found.append(
             Difference(
                 layer="differential",
@@ -79,6 +82,9 @@ class Comparison:
                 emulator=emulator,
                 target=target,
                 contract=contract,
+                probe=self.probe.name,
+                operation=self.probe.operation,
+                cause=cause or aspect,
                 detail=detail,
                 curl=self.target.curl,
             )
@@ -87,7 +93,11 @@ class Comparison:
     def run(self) -> list[Difference]:
         e, t = self.emulator.answer, self.target.answer
         if e.status != t.status:
-            self.add("status", "status", _status_text(e), _status_text(t), self._status_agreement())
+            e_text, t_text = _status_text(e), _status_text(t)
+            verdict = self._status_agreement()
+            self.add(
+                "status", "status", e_text, t_text, verdict, cause=f"status {e_text} → {t_text}"
+            )
             return self.found
         self.errors()
         self.headers()
@@ -120,7 +130,9 @@ class Comparison:
                     if allowed is not None
                     else "unknown"
                 )
-            self.add("error.code", "error-code", str(e.get("code")), str(t.get("code")), verdict)
+            e_code, t_code = str(e.get("code")), str(t.get("code"))
+            cause = f"error.code {e_code} → {t_code}"
+            self.add("error.code", "error-code", e_code, t_code, verdict, cause=cause)
         if e.get("field") != t.get("field"):
             expected = self.probe.expect_field
             verdict = (
@@ -128,13 +140,13 @@ class Comparison:
                 if expected is not None
                 else "both"
             )
-            self.add(
-                "error.field",
-                "error-field",
-                str(e.get("field", "absent")),
-                str(t.get("field", "absent")),
-                verdict,
-            )
+            e_field, t_field = str(e.get("field", "absent")), str(t.get("field", "absent"))
+            if "absent" in (e_field, t_field):
+                side = "target" if t_field == "absent" else "emulator"
+                cause = f"error.field absent on the {side}"
+            else:
+                cause = f"error.field {e_field} → {t_field}"
+            self.add("error.field", "error-field", e_field, t_field, verdict, cause=cause)
 
     def headers(self) -> None:
         e, t = self.emulator.answer, self.target.answer
@@ -146,13 +158,10 @@ class Comparison:
                 if declared
                 else "unknown"
             )
-            self.add(
-                "header Content-Type",
-                "header-value",
-                self.emulator.media_type or "absent",
-                self.target.media_type or "absent",
-                verdict,
-            )
+            e_type = self.emulator.media_type or "absent"
+            t_type = self.target.media_type or "absent"
+            cause = f"header Content-Type {e_type} → {t_type}"
+            self.add("header Content-Type", "header-value", e_type, t_type, verdict, cause=cause)
         for name in COMPARED_HEADERS:
             key = name.lower()
             if (key in e.headers) == (key in t.headers):
@@ -195,12 +204,27 @@ class Comparison:
             if verdict is None:
                 continue
             where = render_path(diff.path)
-            self.add(f"body {where}", diff.kind, diff.emulator, diff.target, verdict)
+            if diff.renamed_to is not None:
+                where += f" → {diff.renamed_to}"
+            self.add(
+                f"body {where}", diff.kind, diff.emulator, diff.target, verdict, cause=_cause(diff)
+            )
 
     def _shape_agreement(self, schema: Any, diff: ShapeDiff) -> Agreement | None:
         """Which side the contract takes; `None` for a difference it allows on both sides (the
         two sides simply hold different data, e.g. a null `lastVisitedAt` on one)."""
         contract = self.contract
+        if diff.renamed_to is not None:
+            parent = contract.at(schema, diff.path[:-1])
+            old, new = (
+                contract.key_rule(parent, diff.path[-1]),
+                contract.key_rule(parent, diff.renamed_to),
+            )
+            if "unknown" in (old, new):
+                return "unknown"
+            return agreement(
+                old != "forbidden" and new != "required", new != "forbidden" and old != "required"
+            )
         if diff.kind in ("missing-on-target", "missing-on-emulator"):
             rule = contract.key_rule(contract.at(schema, diff.path[:-1]), diff.path[-1])
             present_on_emulator = diff.kind == "missing-on-target"
@@ -219,6 +243,15 @@ class Comparison:
         return agreement(e_ok, t_ok)
 
 
+def _cause(diff: ShapeDiff) -> str:
+    """A body difference's group: the key wherever it sits (`$..clicks`), since the same field
+    drifts alike in a page's items, a detail and a created link."""
+    if not diff.path or diff.path[-1] == ITEMS:
+        return f"body {render_path(diff.path)}"
+    cause = f"body $..{diff.path[-1]}"
+    return cause if diff.renamed_to is None else f"{cause} → {diff.renamed_to}"
+
+
 def compare(
     contract: Contract, probe: Probe, target: Exchange, emulator: Exchange
 ) -> list[Difference]:
@@ -230,6 +263,8 @@ def compare_decreases(target: Sequence[Answer], emulator: Sequence[Answer]) -> l
     """Whether `X-RateLimit-Remaining` decreases over each side's counted answers, compared."""
     t_verdicts = properties.remaining_decreases(target)
     e_verdicts = properties.remaining_decreases(emulator)
+    operations = {answer.probe.name: answer.probe.operation for answer in target}
+    aspect = f"meaning {LABELS['rate_decreases']}"
     found = []
     for name in sorted(t_verdicts.keys() & e_verdicts.keys()):
         e, t = e_verdicts[name], t_verdicts[name]
@@ -237,13 +272,16 @@ def compare_decreases(target: Sequence[Answer], emulator: Sequence[Answer]) -> l
             found.append(
                 Difference(
                     layer="differential",
-                    location=f"{name}: meaning {LABELS['rate_decreases']}",
+                    location=f"{name}: {aspect}",
                     request=name,
-                    aspect=f"meaning {LABELS['rate_decreases']}",
+                    aspect=aspect,
                     kind="meaning",
                     emulator=e.observed,
                     target=t.observed,
                     contract=agreement(e.holds, t.holds),
+                    probe=name,
+                    operation=operations.get(name, ""),
+                    cause=aspect,
                 )
             )
     return found

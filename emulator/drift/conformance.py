@@ -25,6 +25,8 @@ from emulator.drift.transport import Side, TargetRateLimited, UnsafeRequest
 TOKEN_OPERATION = "createToken"
 CREATE_OPERATION = "createLink"
 MODES = ("positive", "negative")
+# Schema keywords whose failure is about an object's keys.
+KEY_KEYWORDS = ("required", "additionalProperties")
 _MESSAGE_LIMIT = 800
 
 
@@ -146,6 +148,7 @@ class Examiner:
             return
         self.seen.add(key)
         emulator_answer, verdict = self._replay(case, excluded, type(failure))
+        kind, cause = _kind_and_cause(failure, title)
         message = str(getattr(failure, "message", "") or failure)
         if len(message) > _MESSAGE_LIMIT:
             message = message[:_MESSAGE_LIMIT] + " …"
@@ -156,10 +159,13 @@ class Examiner:
                 location=f"conformance {self.operation_id}: {title}",
                 request=_request_text(case),
                 aspect=str(checks[0]),
-                kind=str(getattr(failure, "code", "") or "conformance"),
+                kind=kind,
                 emulator=emulator_answer,
                 target=f"{response.status_code}: {getattr(failure, 'title', title)}",
                 contract=verdict,
+                probe=f"conformance {self.operation_id}",
+                operation=self.operation_id,
+                cause=cause,
                 detail=message,
                 curl=_curl(case, self.target.base_url),
             )
@@ -197,10 +203,54 @@ class Examiner:
                 emulator="not replayed",
                 target=f"no answer ({type(exc).__name__})",
                 contract="unknown",
+                probe=f"conformance {self.operation_id}",
+                operation=self.operation_id,
+                cause="conformance: Network error",
                 detail=str(exc)[:_MESSAGE_LIMIT],
                 curl=_curl(case, self.target.base_url),
             )
         )
+
+
+def _kind_and_cause(failure: Any, title: str) -> tuple[str, str]:
+    """The failure's group in the report. Where a failure names what the differential layer
+    compares (a missing header, a field's type, a missing, unexpected or renamed key), it gets that
+    layer's kind and cause (`header X-RateLimit-Remaining`, `body $..clicks`), so that both
+    layers' findings of one drift are one row; any other failure is grouped by its title."""
+    missing_headers = getattr(failure, "missing_headers", None)
+    if isinstance(missing_headers, list) and missing_headers:
+        return "header-presence", "header " + ", ".join(str(name) for name in missing_headers)
+    body = _body_cause(failure)
+    if body is not None:
+        return body
+    return str(getattr(failure, "code", "") or "conformance"), f"conformance: {title}"
+
+
+def _body_cause(failure: Any) -> tuple[str, str] | None:
+    schema_path = list(getattr(failure, "schema_path", None) or [])
+    keyword = schema_path[-1] if schema_path else None
+    instance = getattr(failure, "instance", None)
+    if keyword == "type":
+        instance_path = list(getattr(failure, "instance_path", None) or [])
+        if instance_path and isinstance(instance_path[-1], str):
+            kind = "nullability" if instance is None else "type"
+            return kind, f"body $..{instance_path[-1]}"
+        return None
+    schema = getattr(failure, "schema", None) if keyword in KEY_KEYWORDS else None
+    if not isinstance(schema, dict) or not isinstance(instance, dict):
+        return None
+    declared = schema.get("properties") or {}
+    missing = [key for key in schema.get("required") or [] if key not in instance]
+    unexpected = [key for key in instance if key not in declared]
+    if schema.get("additionalProperties") is not False:
+        unexpected = []
+    if len(missing) == 1 and len(unexpected) == 1:
+        return "renamed", f"body $..{missing[0]} → {unexpected[0]}"
+    if keyword == "required" and len(missing) == 1:
+        return "missing-on-target", f"body $..{missing[0]}"
+    if keyword == "additionalProperties" and len(unexpected) == 1:
+        return "missing-on-emulator", f"body $..{unexpected[0]}"
+    return None
 
 
 def _validate(case: Any, response: Any, side: Side, excluded: list[Any]) -> list[Any]:

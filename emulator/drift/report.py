@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from collections import defaultdict
 from xml.etree import ElementTree as ET
 
+from emulator.drift.grouping import Group, by_cause
 from emulator.drift.model import Difference, DriftResult
 from emulator.drift.pacing import format_duration
 
@@ -46,17 +48,27 @@ def _code(text: str) -> str:
     return f"`{text}`" if "`" not in text else text
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def headline(result: DriftResult) -> str:
+    """The summary line: causes of drift and the probes they were seen in."""
+    causes, probes = len(result.drift_groups()), len(result.probes_affected)
+    return f"{_plural(causes, 'cause')} in {_plural(probes, 'probe')}"
+
+
 def markdown(result: DriftResult) -> str:
     info = result.info
-    drift, accepted = result.drift, result.accepted
-    if drift:
-        headline = f"## ❌ Contract drift: {len(drift)} difference{'s' if len(drift) != 1 else ''}"
+    groups = result.drift_groups()
+    if groups:
+        title = f"## ❌ Contract drift: {headline(result)}"
     elif result.errors:
-        headline = "## ⚠️ Drift check incomplete"
+        title = "## ⚠️ Drift check incomplete"
     else:
-        headline = "## ✅ No contract drift"
+        title = "## ✅ No contract drift"
     lines = [
-        headline,
+        title,
         "",
         f"Target `{info.target}` ({info.environment}, client `{info.client_id}`) against the "
         f"emulator `{info.emulator}`; layers: {', '.join(info.layers)}.",
@@ -68,13 +80,11 @@ def markdown(result: DriftResult) -> str:
         f"{'sent' if info.writes_allowed else 'not sent'}.",
         "",
     ]
-    if drift:
-        lines += _table(drift)
-        lines += _details(drift, info.target)
-    if accepted:
-        lines += [f"### Accepted differences ({len(accepted)})", ""]
-        lines += [f"- `{d.location}`: {d.accepted}" for d in accepted]
-        lines.append("")
+    if groups:
+        lines += _table(groups)
+        lines += _details(groups, info.target)
+    if result.accepted:
+        lines += _accepted(result)
     if result.errors:
         lines += ["### Errors", ""]
         lines += [f"- {error}" for error in result.errors]
@@ -85,34 +95,70 @@ def markdown(result: DriftResult) -> str:
         lines.append("")
     if result.unused_known:
         lines += ["### Known differences no longer seen", ""]
-        lines += [f"- `{k.location}`: {k.reason}" for k in result.unused_known]
+        lines += [f"- `{k.pattern}`: {k.reason}" for k in result.unused_known]
         lines.append("")
     lines += [
         f"<sub>{len(result.probes)} probes, {len(result.operations)} fuzzed operations. "
-        "Locations can be listed in a known-differences file (`--known-differences`) to accept "
-        "them.</sub>",
+        "A cause (`group`) or a single location (`location`) can be listed in a "
+        "known-differences file (`--known-differences`) to accept it.</sub>",
         "",
     ]
     return "\n".join(lines)
 
 
-def _table(differences: list[Difference]) -> list[str]:
-    lines = [
-        "| Where | Emulator | Target | Contract agrees with |",
-        "|---|---|---|---|",
+def _seen_in(group: Group[Difference]) -> str:
+    """The probes a cause was seen in: the one probe, or a folded list by operation."""
+    probes = group.seen_in
+    if len(probes) == 1:
+        return _code(str(probes[0]))
+    by_operation: dict[str, list[str]] = {}
+    for difference in group.items:
+        names = by_operation.setdefault(difference.operation or "other", [])
+        if difference.probe not in names:
+            names.append(difference.probe)
+    listed = "<br>".join(
+        f"{html.escape(operation)}: "
+        + ", ".join(f"<code>{html.escape(name)}</code>" for name in names)
+        for operation, names in by_operation.items()
+    )
+    summary = f"{_plural(len(probes), 'probe')}, {_plural(len(group.operations), 'operation')}"
+    return f"<details><summary>{summary}</summary>{listed}</details>"
+
+
+def _cause_cell(group: Group[Difference]) -> str:
+    """The cause, and for a body field (`$..clicks`) the exact places it was seen."""
+    cell = _cell(_code(group.cause), 90)
+    places = [
+        location.removeprefix("body ")
+        for location in group.locations
+        if location.startswith("body ") and location != group.cause
     ]
-    for d in differences:
+    if places:
+        listed = ", ".join(f"<code>{html.escape(place)}</code>" for place in places)
+        cell += f"<br><sub>at {listed}</sub>"
+    return cell
+
+
+def _table(groups: list[Group[Difference]]) -> list[str]:
+    lines = [
+        "| # | Cause | Kind | Seen in | Emulator | Target | Contract agrees with |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, group in enumerate(groups, 1):
+        example = group.example
         lines.append(
-            f"| {_cell(_code(d.location), 90)} | {_cell(d.emulator)} | {_cell(d.target)} "
-            f"| {_SIDE[d.contract]} |"
+            f"| {number} | {_cause_cell(group)} | {group.kind} "
+            f"| {_seen_in(group)} | {_cell(example.emulator)} "
+            f"| {_cell(example.target)} | {_SIDE[example.contract]} |"
         )
     return [*lines, ""]
 
 
-def _details(differences: list[Difference], target: str) -> list[str]:
-    lines = ["<details><summary>Requests to reproduce</summary>", ""]
-    for d in differences:
-        lines.append(f"**{d.location}** — `{d.request}`")
+def _details(groups: list[Group[Difference]], target: str) -> list[str]:
+    lines = ["<details><summary>Requests to reproduce (one per cause)</summary>", ""]
+    for number, group in enumerate(groups, 1):
+        d = group.example.item
+        lines.append(f"**{number}. {_code(group.cause)}** — in `{d.probe}`: `{d.request}`")
         lines.append("")
         if d.detail:
             lines += ["```text", d.detail.strip(), "```"]
@@ -134,13 +180,38 @@ def _details(differences: list[Difference], target: str) -> list[str]:
     return lines
 
 
+def _accepted(result: DriftResult) -> list[str]:
+    groups = result.accepted_groups()
+    accepted = result.accepted
+    lines = [
+        f"### Accepted differences: {_plural(len(groups), 'cause')}, "
+        f"{_plural(len(accepted), 'occurrence')}",
+        "",
+    ]
+    for entry, covered in result.known:
+        if not covered:
+            continue
+        probes = len({d.probe for d in covered})
+        causes = ", ".join(_code(c) for c in dict.fromkeys(d.cause for d in covered))
+        lines.append(
+            f"- `{entry.pattern}` covered {_plural(len(covered), 'occurrence')} in "
+            f"{_plural(probes, 'probe')} ({causes}): {entry.reason}"
+        )
+    return [*lines, ""]
+
+
 def junit(result: DriftResult) -> str:
     suites = ET.Element("testsuites", name="8here contract drift")
     by_case: dict[tuple[str, str], list[Difference]] = defaultdict(list)
     for d in result.differences:
         suite = "drift.differential" if d.layer == "differential" else "drift.conformance"
-        name = d.location.split(": ", 1)[0]
-        by_case[suite, name].append(d)
+        by_case[suite, d.probe].append(d)
+    groups = result.drift_groups()
+    # Each failure names its cause as the Markdown report numbers it.
+    label = {
+        g.key: f"cause {number} of {len(groups)}: {g.cause} (in {_plural(len(g.seen_in), 'probe')})"
+        for number, g in enumerate(groups, 1)
+    }
     skipped = {s.location: s.reason for s in result.skipped}
     cases = {
         "drift.differential": result.probes,
@@ -169,10 +240,14 @@ def junit(result: DriftResult) -> str:
                 failure = ET.SubElement(
                     case,
                     "failure",
-                    message="; ".join(d.aspect for d in open_ones)[:500],
+                    message="; ".join(
+                        dict.fromkeys(label[by_cause(d.occurrence())] for d in open_ones)
+                    )[:500],
                     type="drift",
                 )
-                failure.text = "\n\n".join(_junit_text(d) for d in open_ones)
+                failure.text = "\n\n".join(
+                    _junit_text(d, label[by_cause(d.occurrence())]) for d in open_ones
+                )
             if found and not open_ones:
                 out = ET.SubElement(case, "system-out")
                 out.text = "\n".join(f"accepted: {d.location}: {d.accepted}" for d in found)
@@ -190,9 +265,10 @@ def junit(result: DriftResult) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
 
-def _junit_text(d: Difference) -> str:
+def _junit_text(d: Difference, cause: str) -> str:
     lines = [
         f"{d.location}",
+        f"  {cause}",
         f"  request:  {d.request}",
         f"  emulator: {d.emulator}",
         f"  target:   {d.target}",

@@ -260,7 +260,7 @@ def run_drift(options: DriftOptions) -> DriftResult:
                 )
         progress.finish()
         result.differences = [options.known.apply(d) for d in result.differences]
-        result.unused_known = options.known.unused()
+        result.known = options.known.coverage()
         info.target_requests = target_session.sent
         info.emulator_requests = emulator_session.sent
         info.duration_seconds = time.monotonic() - started
