@@ -48,6 +48,7 @@ from emulator.drift.differential import curl_command
 from emulator.drift.model import location_matches
 from emulator.drift.pacing import Pacer, Progress, Rate, parse_rate, parse_retry_after
 from emulator.drift.probes import build_probes
+from emulator.drift.properties import Answer, remaining_decreases
 from emulator.drift.shapes import diff_shapes, shape_of
 from emulator.drift.transport import PacedSession, SafetyPolicy, UnsafeRequest
 from emulator.settings import Settings, contract_path
@@ -827,3 +828,23 @@ def test_a_missing_schemathesis_names_the_drift_extra(
         "8here-emulator drift: could not run: schemathesis is missing; install the drift extra: "
         "pip install '8here-emulator[drift]'\n"
     )
+
+
+def test_remaining_may_stay_when_the_window_freed_a_request_before_the_answer_came() -> None:
+    """A slow answer: sent a second and a half before the first answer's Reset, handled and
+    answered after it. The window freed a request, so an unchanged Remaining is no drift."""
+    probe = next(p for p in PROBES if p.name == "list.default")
+    headers = {
+        "x-ratelimit-limit": "15",
+        "x-ratelimit-remaining": "10",
+        "x-ratelimit-reset": "1000",
+    }
+
+    def answer(sent_at: float, received_at: float) -> Answer:
+        return Answer(probe, 200, headers, {}, sent_at, "sandbox", received_at=received_at)
+
+    first = answer(990.0, 990.1)
+    slow = answer(998.5, 1000.2)
+    assert remaining_decreases([first, slow])["list.default"].holds is True
+    quick = answer(998.5, 998.6)  # the Reset had not come: Remaining should have dropped
+    assert remaining_decreases([first, quick])["list.default"].holds is False

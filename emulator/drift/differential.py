@@ -103,7 +103,8 @@ def send(state: SideState, probe: Probe) -> Exchange:
     response = side.session.request(
         probe.method, side.url(path), params=list(probe.query), headers=headers, data=data
     )
-    sent_at = side.session.last_sent_at  # after any pacing wait, as the server saw it
+    # After any pacing wait; the server handled the request between the two.
+    sent_at, received_at = side.session.last_sent_at, side.session.last_received_at
     try:
         body: Any = response.json()
     except ValueError:
@@ -116,6 +117,7 @@ def send(state: SideState, probe: Probe) -> Exchange:
         headers={k.lower(): v for k, v in response.headers.items()},
         body=body,
         sent_at=sent_at,
+        received_at=received_at,
         environment=side.environment,
         requested_id=requested_id,
     )

@@ -42,6 +42,8 @@ class Answer:
     body: Any
     sent_at: float
     environment: str
+    # When the answer came back: the server's moment lies between `sent_at` and this.
+    received_at: float = 0.0
     requested_id: str | None = None
 
 
@@ -320,7 +322,11 @@ def rate_limit_headers(answer: Answer) -> dict[str, Verdict]:
 
 def remaining_decreases(answers: Sequence[Answer]) -> dict[str, Verdict]:
     """For consecutive counted answers: Remaining must drop unless the window freed a request
-    (the earlier answer's Reset has passed). Keyed by the later probe's name."""
+    (the earlier answer's Reset has passed). Keyed by the later probe's name.
+
+    The server may have handled the later request as late as its answer came back, so that
+    moment, not the sending, decides whether the Reset could have passed: on a slow or distant
+    target a request can take longer than the second of slack."""
     verdicts: dict[str, Verdict] = {}
     previous: tuple[Answer, int, int, int] | None = None
     for answer in answers:
@@ -332,7 +338,7 @@ def remaining_decreases(answers: Sequence[Answer]) -> dict[str, Verdict]:
             continue
         if previous is not None:
             before, before_limit, before_remaining, before_reset = previous
-            freed = answer.sent_at >= before_reset - 1
+            freed = max(answer.sent_at, answer.received_at) >= before_reset - 1
             if before_limit == limit and remaining >= before_remaining and not freed:
                 verdicts[answer.probe.name] = Verdict(
                     False,

@@ -81,6 +81,7 @@ class PacedSession(requests.Session):
         self.timeout = timeout
         self.sent = 0
         self.last_sent_at = 0.0
+        self.last_received_at = 0.0
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.policy.check(str(request.method), str(request.url))
@@ -91,6 +92,7 @@ class PacedSession(requests.Session):
             self.pacer.wait()
             self.last_sent_at = time.time()
             response = super().send(request, **kwargs)
+            self.last_received_at = time.time()
             self.sent += 1
             if self.progress is not None:
                 self.progress.tick()
