@@ -23,7 +23,8 @@ Compare a target (the real 8here API, or anything that claims to be it) with the
 the contract. Two layers, both paced under --rate-limit: conformance (schemathesis fuzzes the
 target with the contract and all its checks) and differential (a fixed, ordered set of probes
 sent to the target and to the emulator, compared by status, error code, headers, JSON shape and
-meaning). Exit 0: no drift; 1: drift found; 2: could not run.
+meaning). The report has one row per cause (a missing header, a renamed field), with the probes
+it was seen in. Exit 0: no drift; 1: drift found; 2: could not run.
 """
 
 EPILOG = """\
