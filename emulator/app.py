@@ -8,7 +8,6 @@ from functools import cached_property
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,7 +16,7 @@ from emulator import errors
 from emulator.control import ControlApi
 from emulator.errors import ApiError
 from emulator.inspector_routes import inspector_routes
-from emulator.middleware import JournalMiddleware, RequestIdMiddleware
+from emulator.middleware import GuardedCorsMiddleware, JournalMiddleware, RequestIdMiddleware
 from emulator.responses import error_response, json_response
 from emulator.routes import PublicApi
 from emulator.settings import Settings, contract_path
@@ -100,7 +99,8 @@ def create_app(
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(
-            CORSMiddleware,
+            GuardedCorsMiddleware,
+            allowed_hosts=settings.allowed_hosts,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-Id"],

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ TOKEN_PREFIX = "eh_"
 _SIGNATURE_BYTES = 24
 # Compared against when the client is unknown, so both failures take the same time.
 _DUMMY_SECRET = b"\x00" * 32
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Tokens whose signature was checked: (client id, expiry epoch) by token, so a client's every
 # call does not pay base64 and HMAC again. Cleared when full; the key, so the cache, goes on reset.
 _VERIFIED_TOKENS = 4096
@@ -80,8 +82,11 @@ class TokenService:
         token = token.strip()
         verified = self._verified.get(token)
         if verified is None:
-            client_id, expires_text, _nonce = self._verify(token).decode().split("\n")
-            verified = (client_id, int(expires_text))
+            try:
+                client_id, expires_text, _nonce = self._verify(token).decode().split("\n")
+                verified = (client_id, int(expires_text))
+            except ValueError:  # signed by this emulator, yet not its payload: refuse, never fail
+                raise errors.invalid_token() from None
             if len(self._verified) >= _VERIFIED_TOKENS:
                 self._verified.clear()
             self._verified[token] = verified
@@ -124,6 +129,11 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text.isascii():
-        raise ValueError("not base64")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the one spelling `_b64` gives (no padding, no other characters, no stray
+    bits in the last character)."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw

@@ -2,23 +2,30 @@
 
 Each command is a subparser whose `run` default is the function that runs it; each of its flags
 is one `EnvOptions` call (flag, default, variable and help together).
+
+A bad flag, `EMULATOR_*` value, fixture file or database, or an address it cannot listen on, stops
+`serve` before it listens, with one line `8here-emulator: …` on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from emulator.cli_options import EnvOptions
+from emulator.cli_options import Bounded, EnvOptions
 from emulator.drift.command import add_parser as add_drift_parser
 from emulator.drift.command import run as run_drift
 from emulator.settings import Settings
 
 PACKAGE = "8here-emulator"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+EXIT_USAGE = 2
+SEED_MAX = 2**64 - 1
+TIMEOUT_MAX_SECONDS = 3600.0
 
 DESCRIPTION = "A local, deterministic emulator of the 8here Open Links API."
 EPILOG = f"Start with `{PACKAGE} serve`; `{PACKAGE} COMMAND --help` tells each command's flags."
@@ -41,6 +48,46 @@ def package_version() -> str:
         return __version__
 
 
+def _fail(message: str) -> NoReturn:
+    one_line = " ".join(message.splitlines())
+    print(f"{PACKAGE}: {one_line}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and exit status 2 (the commands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{message} (see {self.prog} --help)")
+
+
+PORT = Bounded(int, 0, 65535)  # 0: a free one
+SANDBOX_SIZE = Bounded(int, 1, 1_000_000)
+SEED = Bounded(int, 0, SEED_MAX)
+TIMEOUT = Bounded(float, 0.001, TIMEOUT_MAX_SECONDS)
+
+
+def control_token(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is blank: give a token, or leave it out")
+    if not all("!" <= char <= "~" for char in text):
+        raise argparse.ArgumentTypeError("must be printable ASCII with no spaces")
+    return text
+
+
+def host_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names for --allowed-hosts."""
+    from emulator.hosts import valid_host_pattern
+
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    for name in names:
+        if not valid_host_pattern(name):
+            raise argparse.ArgumentTypeError(
+                f"holds {name!r}, not a host name, '*.' and a host name, an IP address or '*'"
+            )
+    return names
+
+
 class _VersionAction(argparse.Action):
     """`--version`, looking the version up only when asked (importlib.metadata costs ~20 ms)."""
 
@@ -53,7 +100,7 @@ class _VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PACKAGE, description=DESCRIPTION, epilog=EPILOG)
+    parser = _Parser(prog=PACKAGE, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     add_serve_parser(commands)
@@ -70,7 +117,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     options = EnvOptions(serve, prefix="EMULATOR_")
     options.add("--host", default="127.0.0.1", metavar="HOST", help="address to listen on")
     options.add(
-        "--port", type=int, default=8080, metavar="PORT", help="port to listen on; 0: a free one"
+        "--port", type=PORT, default=8080, metavar="PORT", help="port to listen on; 0: a free one"
     )
     options.add(
         "--db",
@@ -86,7 +133,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     )
     options.add(
         "--sandbox-size",
-        type=int,
+        type=SANDBOX_SIZE,
         metavar="N",
         shown="the packaged 240 links",
         help="serve a generated, deterministic sample set of N links (1 to 1000000)",
@@ -102,6 +149,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     )
     options.add(
         "--control-token",
+        type=control_token,
         metavar="TOKEN",
         secret=True,
         shown="none, the control API is open",
@@ -113,6 +161,27 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="ORIGINS",
         shown="*, any origin",
         help="comma-separated origins the public API allows (CORS)",
+    )
+    options.repeatable(
+        "--allowed-hosts",
+        type=host_names,
+        metavar="NAMES",
+        help="Host names the control API also answers for, besides IP addresses, localhost and "
+        "*.localhost: a compose service name such as 'emulator' ('*.example.com' for subdomains)",
+    )
+    options.add(
+        "--seed",
+        type=SEED,
+        metavar="N",
+        shown="a random secret, kept in the --db file",
+        help="derive live link ids and generated slugs from N, the same on every run",
+    )
+    options.add(
+        "--request-timeout",
+        type=TIMEOUT,
+        default=Settings.request_timeout_seconds,
+        metavar="SECONDS",
+        help="close a connection whose request has not arrived in full this long after it began",
     )
     options.add(
         "--log-level",
@@ -127,8 +196,6 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    if args.sandbox_size is not None and not 1 <= args.sandbox_size <= 1_000_000:
-        raise SystemExit("--sandbox-size must be from 1 to 1000000")
     return Settings(
         host=args.host,
         port=args.port,
@@ -137,8 +204,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         sandbox_size=args.sandbox_size,
         short_base=args.short_base,
         control=not args.no_control,
-        control_token=args.control_token or None,
+        control_token=args.control_token,
         cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
+        allowed_hosts=tuple(name for names in args.allowed_hosts for name in names),
+        seed=args.seed,
+        request_timeout_seconds=args.request_timeout,
     )
 
 
@@ -146,19 +216,36 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(settings_from(args), args.log_level, quiet=args.quiet)
 
 
+def _check_can_listen(host: str, port_number: int) -> None:
+    """Bind and release the address uvicorn will bind, so that a bad host or a port in use is a
+    one-line error here rather than uvicorn's log lines."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port_number, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port_number}: {exc.strerror or exc}")
+
+
 def serve(settings: Settings, log_level: str = "info", *, quiet: bool = False) -> int:
+    import logging
+
     from emulator.app import create_app
     from emulator.greeting import print_greeting, say, serve_farewell, serve_greeting
-    from emulator.live_store import StoreError
-    from emulator.registry import FixtureError
+    from emulator.masking import AccessLogMasking
+    from emulator.protocol import http_protocol
     from emulator.serving import Listening, serve_app
 
+    _check_can_listen(settings.host, settings.port)
     try:
         app = create_app(settings)
-    except (StoreError, FixtureError, OSError) as exc:
-        print(f"{PACKAGE}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # a fixture file, a database, or anything else: one line, no trace
+        _fail(str(exc) or type(exc).__name__)
     state = app.state.emulator
+    logging.getLogger("uvicorn.access").addFilter(AccessLogMasking(state.known_secrets))
 
     def listening(where: Listening) -> None:
         if not quiet:
@@ -178,6 +265,7 @@ def serve(settings: Settings, log_level: str = "info", *, quiet: bool = False) -
             log_level=log_level,
             on_listening=listening,
             on_stopped=stopped,
+            http=http_protocol(settings),
         )
     finally:
         state.close()

@@ -11,6 +11,7 @@ bad value in a variable is a usage error that names the variable (exit 2), like 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -34,26 +35,44 @@ class EnvValue(str):
         return text
 
 
-def _source(text: str) -> str:
+class Bounded:
+    """A `type=` for a whole number (`int`) or a number (`float`) from `low` to `high`."""
+
+    def __init__(self, number: type[int] | type[float], low: float, high: float) -> None:
+        low, high = number(low), number(high)
+        self.number = number
+        self.kind = _KINDS[number]
+        self.low, self.high = low, high
+
+    def __call__(self, text: str) -> float:
+        value = self.number(text)
+        if not (math.isfinite(value) and self.low <= value <= self.high):
+            raise argparse.ArgumentTypeError(f"must be from {self.low} to {self.high}")
+        return value
+
+
+def _source(text: str, secret: bool = False) -> str:
     if isinstance(text, EnvValue):
         return text.variable if text.secret else f"{text.variable}={str(text)!r}"
-    return repr(text)
+    return "the value given" if secret else repr(text)
 
 
 def _converter(
-    convert: Callable[[str], Any], choices: Sequence[Any] | None = None
+    convert: Callable[[str], Any], choices: Sequence[Any] | None = None, secret: bool = False
 ) -> Callable[[str], Any]:
     """`convert` with errors that say where the bad value came from, and choices checked (argparse
     does not check a string default against them)."""
-    kind = _KINDS.get(convert, f"a valid {getattr(convert, '__name__', 'value')}")
+    kind = getattr(convert, "kind", None) or _KINDS.get(
+        convert, f"a valid {getattr(convert, '__name__', 'value')}"
+    )
 
     def parse(text: str) -> Any:
         try:
             value = convert(text)
         except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(f"{_source(text)}: {exc}") from None
+            raise argparse.ArgumentTypeError(f"{_source(text, secret)}: {exc}") from None
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"{_source(text)} is not {kind}") from None
+            raise argparse.ArgumentTypeError(f"{_source(text, secret)} is not {kind}") from None
         if choices is not None and value not in choices:
             allowed = ", ".join(str(choice) for choice in choices)
             raise argparse.ArgumentTypeError(f"{_source(text)} is not one of: {allowed}")
@@ -124,7 +143,7 @@ class EnvOptions:
         return self.parser.add_argument(
             flag,
             default=default if raw is None else EnvValue(raw, variable, secret),
-            type=_converter(type, choices),
+            type=_converter(type, choices, secret),
             choices=choices,
             metavar=metavar,
             required=required and raw is None,

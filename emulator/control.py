@@ -26,6 +26,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # Far enough for any test, near enough that datetime arithmetic never overflows.
 _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+# Journal sequence numbers: any longer number is past every entry.
+_SEQUENCE_DIGITS = 18
 
 
 class ControlApi:
@@ -43,9 +45,7 @@ class ControlApi:
             Route(f"{PREFIX}/applications", guarded(self.register_application), methods=["POST"]),
             Route(f"{PREFIX}/requests", guarded(self.list_requests), methods=["GET"]),
             Route(f"{PREFIX}/requests", guarded(self.clear_requests), methods=["DELETE"]),
-            Route(
-                f"{PREFIX}/requests/{{sequence:int}}", guarded(self.one_request), methods=["GET"]
-            ),
+            Route(f"{PREFIX}/requests/{{sequence}}", guarded(self.one_request), methods=["GET"]),
             Route(f"{PREFIX}/faults", guarded(self.list_faults), methods=["GET"]),
             Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
             Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
@@ -111,10 +111,9 @@ class ControlApi:
             seconds = body["advanceSeconds"]
             if isinstance(seconds, bool) or not isinstance(seconds, int | float):
                 raise errors.invalid_request("advanceSeconds must be a number.", "advanceSeconds")
-            target = clock.now().timestamp() + seconds
-            if not (
-                math.isfinite(target) and _EARLIEST.timestamp() <= target <= _LATEST.timestamp()
-            ):
+            now = clock.now().timestamp()
+            # Compared before any arithmetic: an integer of 400 digits does not fit a float.
+            if not _EARLIEST.timestamp() - now <= seconds <= _LATEST.timestamp() - now:
                 raise errors.validation_failed(
                     "advanceSeconds", "That moves the clock out of range."
                 )
@@ -201,10 +200,9 @@ class ControlApi:
         `?detail=1` adds masked headers and bodies."""
         params = request.query_params
         detail = params.get("detail") in ("1", "true")
-        after_text = params.get("after", "0")
-        if not (after_text.isascii() and after_text.isdigit()):
+        after = _sequence(params.get("after", "0"))
+        if after is None:
             raise errors.invalid_parameter("after", "after must be a sequence number.")
-        after = int(after_text)
         entries = [
             entry.to_json(detail=detail)
             for entry in self.state.journal.entries()
@@ -240,7 +238,8 @@ class ControlApi:
         return json_response(serialize.link_detail(link, self.state.settings.short_base))
 
     async def one_request(self, request: Request) -> Response:
-        entry = self.state.journal.find(request.path_params["sequence"])
+        sequence = _sequence(request.path_params["sequence"])
+        entry = self.state.journal.find(sequence) if sequence is not None else None
         if entry is None:
             raise errors.ApiError(404, "not_found", "No journal entry with that sequence.")
         return json_response(entry.to_json(detail=True))
@@ -260,6 +259,13 @@ class ControlApi:
     async def clear_faults(self, request: Request) -> Response:
         self.state.faults.clear()
         return Response(status_code=204)
+
+
+def _sequence(text: str) -> int | None:
+    """A journal sequence number from its digits (a longer number: past every entry)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= _SEQUENCE_DIGITS else 10**_SEQUENCE_DIGITS
 
 
 def _freeze(clock: Any, frozen: bool) -> None:

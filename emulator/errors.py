@@ -138,3 +138,44 @@ def control_unauthorized() -> ApiError:
 
 def injected_fault(status: int) -> ApiError:
     return ApiError(status, "injected_fault", f"Fault injected by the emulator (status {status}).")
+
+
+def host_refused(host: str) -> ApiError:
+    shown = host or "none"
+    return ApiError(
+        403,
+        "host_refused",
+        f"The control API answers only for an IP address, localhost or a name given with "
+        f"--allowed-hosts (EMULATOR_ALLOWED_HOSTS), not for Host {shown!r}.",
+    )
+
+
+def cross_origin_refused(origin: str) -> ApiError:
+    return ApiError(
+        403,
+        "cross_origin_refused",
+        f"The control API is same-origin only; a request from {origin!r} is refused.",
+    )
+
+
+def preflight_refused(refused: str) -> ApiError:
+    return ApiError(400, "preflight_refused", f"CORS preflight refused: {refused}.")
+
+
+def headers_too_large(limit: int) -> ApiError:
+    return ApiError(431, "headers_too_large", f"The request headers exceed {limit} bytes in total.")
+
+
+def uri_too_long(limit: int) -> ApiError:
+    return ApiError(414, "uri_too_long", f"The request target exceeds {limit} bytes.")
+
+
+def request_timeout(seconds: float | None = None) -> ApiError:
+    within = (
+        f"within {seconds:g} seconds" if seconds is not None else "before the connection closed"
+    )
+    return ApiError(408, "request_timeout", f"The request did not arrive in full {within}.")
+
+
+def malformed_request() -> ApiError:
+    return ApiError(400, "malformed_request", "The request is not valid HTTP/1.1.")

@@ -1,22 +1,47 @@
 """The request journal: what API requests the emulator received, bounded in memory.
 
-Entries keep the raw headers and (truncated) bodies; secrets are masked only when an entry is
-shown, so recording stays cheap on the request path.
+Entries keep the raw headers (packed into one bytes object each) and truncated bodies; secrets
+are masked only when an entry is shown, so recording stays cheap on the request path. Every entry
+has a fixed most bytes (ENTRY_MAX_BYTES), and the journal a fixed most in all (JOURNAL_MAX_BYTES):
+the oldest entries go first.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.limits import HEADER_BYTES_MAX, URL_BYTES_MAX
+from emulator.masking import Masker
+
 BODY_CAPTURE_BYTES = 16 * 1024
-_SECRET_KEYS = {"clientsecret", "accesstoken", "client_secret", "access_token"}
-_MAYBE_SECRET = re.compile(r"secret|token|\\u", re.IGNORECASE)
-_MASKED_HEADERS = {"authorization", "cookie", "set-cookie"}
+# Request headers over HEADER_BYTES_MAX are refused (431) before they reach the journal; a
+# response's headers are the emulator's own, a few hundred bytes.
+HEADERS_CAPTURE_BYTES = HEADER_BYTES_MAX
+ENTRY_MAX_BYTES = URL_BYTES_MAX + 2 * HEADERS_CAPTURE_BYTES + 2 * BODY_CAPTURE_BYTES
+JOURNAL_MAX_BYTES = 32 * 1024 * 1024
+_CAPPED = {
+    "path": URL_BYTES_MAX,
+    "query": URL_BYTES_MAX,
+    "request_headers": HEADERS_CAPTURE_BYTES,
+    "response_headers": HEADERS_CAPTURE_BYTES,
+    "request_body": BODY_CAPTURE_BYTES,
+    "response_body": BODY_CAPTURE_BYTES,
+}
+_UNMASKED = Masker()
+
+
+def pack_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Headers as they came on the wire (`name: value` lines), in one bytes object."""
+    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+
+
+def unpack_headers(packed: bytes) -> list[tuple[str, str]]:
+    lines = packed.decode("latin-1").split("\r\n")
+    return [(name, value) for name, _, value in (line.partition(": ") for line in lines if line)]
 
 
 @dataclass(frozen=True)
@@ -33,19 +58,21 @@ class JournalEntry:
     token_fingerprint: str | None = None
     retry_after: int | None = None
     pagination: dict[str, Any] | None = None
-    request_headers: tuple[tuple[bytes, bytes], ...] = ()
+    request_headers: bytes = b""
     request_body: bytes = b""
-    response_headers: tuple[tuple[bytes, bytes], ...] = ()
+    response_headers: bytes = b""
     response_body: bytes = b""
+    masker: Masker = field(default=_UNMASKED, repr=False, compare=False)
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
+        mask = self.masker
         body: dict[str, Any] = {
             "sequence": self.sequence,
             "requestId": self.request_id,
             "time": self.time,
             "method": self.method,
-            "path": self.path,
-            "query": self.query,
+            "path": mask.text(self.path),
+            "query": mask.query(self.query),
             "status": self.status,
             "clientId": self.client_id,
             "tokenFingerprint": self.token_fingerprint,
@@ -55,82 +82,84 @@ class JournalEntry:
         }
         if detail:
             body["request"] = {
-                "headers": _headers(self.request_headers),
-                "body": _masked_body(self.request_body),
+                "headers": self._headers(self.request_headers),
+                "body": self._body(self.request_body),
             }
             body["response"] = {
-                "headers": _headers(self.response_headers),
-                "body": _masked_body(self.response_body),
+                "headers": self._headers(self.response_headers),
+                "body": self._body(self.response_body),
             }
         return body
 
+    def _headers(self, packed: bytes) -> list[list[str]]:
+        return [[name, self.masker.header(name, value)] for name, value in unpack_headers(packed)]
 
-def _headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[list[str]]:
-    shown = []
-    for name, value in raw:
-        key = name.decode("latin-1")
-        text = value.decode("latin-1")
-        if key.lower() in _MASKED_HEADERS:
-            scheme, _, secret = text.partition(" ")
-            text = f"{scheme} ***" if secret else "***"
-        shown.append([key, text])
-    return shown
+    def _body(self, raw: bytes) -> str:
+        return self.masker.body(raw, truncated=len(raw) >= BODY_CAPTURE_BYTES)
 
 
-def _masked_body(raw: bytes) -> str:
-    """JSON bodies with every secret-bearing value masked; other bodies only when they cannot
-    be hiding one (a truncated or escaped key defeats any pattern, so those are withheld)."""
-    try:
-        return json.dumps(_masked(json.loads(raw)), ensure_ascii=False)
-    except (ValueError, RecursionError):
-        pass
-    text = raw.decode("utf-8", "replace")
-    if _MAYBE_SECRET.search(text):
-        return f"[{len(raw)} bytes withheld: not JSON, and may hold a secret]"
-    return text + ("…(truncated)" if len(raw) >= BODY_CAPTURE_BYTES else "")
-
-
-def _masked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: "***" if key.casefold() in _SECRET_KEYS else _masked(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_masked(item) for item in value]
-    return value
+def _entry_bytes(fields: dict[str, Any]) -> int:
+    return sum(len(fields.get(name) or b"") for name in _CAPPED)
 
 
 class Journal:
-    """Oldest entries drop once `capacity` is reached.
+    """Oldest entries drop once `capacity` entries or JOURNAL_MAX_BYTES are reached.
 
     An entry is kept as its sequence and fields, and made a JournalEntry only when read: recording
-    is on every API request's path, reading is rare."""
+    is on every API request's path, reading is rare. `known_secrets` gives the secrets to mask
+    wherever they appear when entries are shown."""
 
-    def __init__(self, capacity: int) -> None:
-        self._entries: deque[tuple[int, dict[str, Any]]] = deque(maxlen=capacity)
+    def __init__(
+        self,
+        capacity: int,
+        known_secrets: Callable[[], Iterable[str]] = tuple,
+        max_bytes: int = JOURNAL_MAX_BYTES,
+    ) -> None:
+        self._entries: deque[tuple[int, dict[str, Any], int]] = deque()
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._known_secrets = known_secrets
         self._lock = threading.Lock()
         self._sequence = 0
 
     def record(self, **fields: Any) -> int:
-        """Keep an entry; its sequence number."""
+        """Keep an entry, each of its parts cut to its bound; its sequence number."""
+        for name, limit in _CAPPED.items():
+            value = fields.get(name)
+            if value is not None and len(value) > limit:
+                fields[name] = value[:limit]
+        size = _entry_bytes(fields)
         with self._lock:
             self._sequence += 1
-            self._entries.append((self._sequence, fields))
+            self._entries.append((self._sequence, fields, size))
+            self._bytes += size
+            while len(self._entries) > self._capacity or self._bytes > self._max_bytes:
+                self._bytes -= self._entries.popleft()[2]
             return self._sequence
+
+    @property
+    def size_bytes(self) -> int:
+        """What the kept entries' headers, bodies, paths and queries take, in bytes."""
+        return self._bytes
+
+    def _masker(self) -> Masker:
+        return Masker(self._known_secrets())
 
     def entries(self) -> list[JournalEntry]:
         with self._lock:
-            kept = list(self._entries)
-        return [JournalEntry(sequence=sequence, **fields) for sequence, fields in kept]
+            kept = [(sequence, fields) for sequence, fields, _ in self._entries]
+        masker = self._masker()
+        return [JournalEntry(sequence=seq, masker=masker, **fields) for seq, fields in kept]
 
     def find(self, sequence: int) -> JournalEntry | None:
         with self._lock:
-            for number, fields in self._entries:
-                if number == sequence:
-                    return JournalEntry(sequence=number, **fields)
+            found = next((fields for seq, fields, _ in self._entries if seq == sequence), None)
+        if found is None:
             return None
+        return JournalEntry(sequence=sequence, masker=self._masker(), **found)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0

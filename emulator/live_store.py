@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from emulator import errors
+from emulator.link_names import LinkNames, random_secret, seed_secret
 from emulator.models import Analytics, Count, Devices, Link, NewLink, Workspace
 from emulator.store import LinkQuery, Page
 
@@ -60,6 +60,15 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX links_by_title;
     CREATE INDEX links_by_title ON links (workspace_id, title_key, id, clicks);
     """,
+    # The secret live ids and slugs derive from (link_names.py), one row; and a covering index
+    # for `q`, so that a search reads its own workspace's entries and no table row.
+    """
+    CREATE TABLE store_secret (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        secret BLOB NOT NULL
+    );
+    CREATE INDEX links_by_text ON links (workspace_id, title_key, slug, destination_key, clicks);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,14 +102,25 @@ class Visit:
     visitor: str = "anonymous"
 
 
+# Attempts at a free id or slug: a clash is already about one in a trillion.
+_NAME_ATTEMPTS = 1000
+
+
+def _never(slug: str) -> bool:
+    return False
+
+
 class LiveStore:
     def __init__(self, connection: sqlite3.Connection, label: str) -> None:
         self._db = connection
         self._label = label
         self._lock = threading.Lock()
+        self._names = LinkNames(b"")
 
     @classmethod
-    def open(cls, path: str | None) -> LiveStore:
+    def open(cls, path: str | None, *, seed: int | None = None) -> LiveStore:
+        """The store in the file `path` (created or upgraded), or in memory. Ids and slugs derive
+        from `seed` when given, else from the store's own random secret (kept in the file)."""
         label = path or ":memory:"
         try:
             connection = sqlite3.connect(label, check_same_thread=False, isolation_level=None)
@@ -118,6 +138,8 @@ class LiveStore:
                 connection.execute("PRAGMA synchronous=FULL")
             store = cls(connection, label)
             store._migrate()
+            secret = seed_secret(seed) if seed is not None else store._stored_secret()
+            store._names = LinkNames(secret)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot use the live database {label}: {exc}") from exc
         return store
@@ -140,6 +162,13 @@ class LiveStore:
             )
         if current < 2 <= SCHEMA_VERSION:
             self._refold_keys()
+
+    def _stored_secret(self) -> bytes:
+        self._db.execute(
+            "INSERT OR IGNORE INTO store_secret (only_row, secret) VALUES (1, ?)",
+            (random_secret(),),
+        )
+        return bytes(self._db.execute("SELECT secret FROM store_secret").fetchone()[0])
 
     def _refold_keys(self) -> None:
         """SQL's lower() is ASCII-only; rows from an older file get Python's casefold()."""
@@ -178,18 +207,27 @@ class LiveStore:
         ).fetchone()
         return int(row[0])
 
-    def create(self, workspace: Workspace, new: NewLink, now: datetime) -> Link:
-        """Store a link, committed before this returns; slug unique across every workspace."""
+    def create(
+        self,
+        workspace: Workspace,
+        new: NewLink,
+        now: datetime,
+        reserved: Callable[[str], bool] = _never,
+    ) -> Link:
+        """Store a link, committed before this returns; its slug unique across every workspace
+        and not one that `reserved` says is taken elsewhere (the sample set's)."""
         with self._lock, self._transaction():
             if self._count(workspace.id) >= workspace.link_quota:
                 raise errors.link_quota_exceeded(workspace.link_quota)
-            if new.slug is not None and self._slug_exists(new.slug):
+            if new.slug is not None and (reserved(new.slug) or self._slug_exists(new.slug)):
                 raise errors.slug_taken(new.slug)
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'links'")
             last = row.fetchone()
             seq = (last[0] if last else 0) + 1
-            link_id = "lnk_" + hashlib.sha256(f"live:{seq}".encode()).hexdigest()[:16]
-            slug = new.slug or self._generated_slug(seq)
+            link_id = self._free_name(self._names.link_id, seq, self._id_exists)
+            slug = new.slug or self._free_name(
+                self._names.slug, seq, lambda s: reserved(s) or self._slug_exists(s)
+            )
             stamp = int(now.timestamp())
             self._db.execute(
                 "INSERT INTO links (seq, id, workspace_id, title, slug, destination, created_at,"
@@ -216,13 +254,18 @@ class LiveStore:
             self._db.execute("SELECT 1 FROM links WHERE slug = ?", (slug,)).fetchone() is not None
         )
 
-    def _generated_slug(self, seq: int) -> str:
-        for attempt in range(1000):
-            digest = hashlib.sha256(f"slug:{seq}:{attempt}".encode()).hexdigest()
-            candidate = digest[:7]
-            if not self._slug_exists(candidate):
+    def _id_exists(self, link_id: str) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM links WHERE id = ?", (link_id,)).fetchone() is not None
+        )
+
+    @staticmethod
+    def _free_name(name: Callable[[int, int], str], seq: int, taken: Callable[[str], bool]) -> str:
+        for attempt in range(_NAME_ATTEMPTS):
+            candidate = name(seq, attempt)
+            if not taken(candidate):
                 return candidate
-        raise RuntimeError("no free generated slug after 1000 attempts")
+        raise RuntimeError(f"no free name for link {seq} after {_NAME_ATTEMPTS} attempts")
 
     def query(self, workspace_id: str, query: LinkQuery) -> Page:
         where = ["workspace_id = ?"]
@@ -239,9 +282,9 @@ class LiveStore:
         direction = "ASC" if query.sort_order == "asc" else "DESC"
         column = _ORDER_COLUMN[query.sort_by]
         with self._lock:
-            # A search reads every row of the workspace anyway; in rowid order (NOT INDEXED) that
-            # is a sequential scan, several times faster than following an index to random pages.
-            scan = "links NOT INDEXED" if query.q else "links"
+            # A search reads every entry of the workspace anyway: those of the covering text
+            # index, in a row, and no table row (nor any other workspace's).
+            scan = "links INDEXED BY links_by_text" if query.q else "links"
             total = int(
                 self._db.execute(f"SELECT count(*) FROM {scan} WHERE {condition}", args).fetchone()[
                     0

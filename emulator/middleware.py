@@ -1,8 +1,10 @@
-"""Request ids on every response; the journal and injected faults for API requests."""
+"""Request ids on every response; CORS for the public API and the control API's same-origin guard;
+the journal and injected faults for API requests."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 import re
@@ -11,19 +13,33 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from emulator import errors, limits
 from emulator.clock import format_timestamp
-from emulator.errors import injected_fault
-from emulator.journal import BODY_CAPTURE_BYTES
+from emulator.errors import ApiError, injected_fault
+from emulator.hosts import HostPolicy, same_origin
+from emulator.journal import BODY_CAPTURE_BYTES, pack_headers
+from emulator.parsing import is_json_media
 from emulator.responses import error_response
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
-UNJOURNALED_PREFIXES = ("/_emulator", "/openapi.", "/favicon.ico")
+CONTROL_PREFIX = "/_emulator"
+UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
+# Methods a browser sends without a preflight: the only ones a page elsewhere could use blind.
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+_PREFLIGHT_REFUSALS = {
+    "origin": "this origin is not allowed",
+    "method": "this method is not allowed",
+    "headers": "a requested header is not allowed",
+    "private-network": "private network access is not allowed",
+}
 
 
 def _request_id(scope: Scope) -> str:
@@ -40,7 +56,7 @@ class _Capture:
 
     def __init__(self) -> None:
         self.status = 500
-        self.response_headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.response_headers: list[tuple[bytes, bytes]] = []
         self.request_body: list[bytes] = []
         self.response_body: list[bytes] = []
 
@@ -78,6 +94,74 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class GuardedCorsMiddleware(CORSMiddleware):
+    """Starlette's CORS for the public API, its refused preflights in the error envelope; the
+    control API (everything under /_emulator) same-origin only, with no CORS at all; and the
+    bounds of a request's head (limits.oversized) for both.
+
+    A control request is refused unless its `Host` is one HostPolicy allows (DNS rebinding), any
+    `Origin` it carries is the emulator's own, it is no preflight, and, when it can change state,
+    its body is declared JSON: a page elsewhere can send a form or a "simple" request without a
+    preflight, but never one with `Content-Type: application/json`."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: tuple[str, ...] = (), **cors: Any) -> None:
+        super().__init__(app, **cors)
+        self.hosts = HostPolicy(allowed_hosts)
+        self.allowed_header_names = ", ".join(cors.get("allow_headers", ()))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        refusal = limits.oversized(scope["headers"], raw_path, scope["query_string"])
+        if scope["path"].startswith(CONTROL_PREFIX):
+            refusal = refusal or self._control_refusal(scope)
+            if refusal is not None:
+                await error_response(refusal)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if refusal is not None:  # with CORS headers, so that a page can read why
+            headers = Headers(scope=scope)
+            await error_response(refusal)(
+                scope, receive, functools.partial(self.send, send=send, request_headers=headers)
+            )
+            return
+        await super().__call__(scope, receive, send)
+
+    def _control_refusal(self, scope: Scope) -> ApiError | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if not self.hosts.allows(host):
+            return errors.host_refused(host or "")
+        origin = headers.get("origin")
+        if origin is not None and not same_origin(origin, host):
+            return errors.cross_origin_refused(origin)
+        method = scope["method"]
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            return errors.cross_origin_refused(origin or "null")
+        if method not in _SAFE_METHODS and not is_json_media(headers.get("content-type", "")):
+            return errors.unsupported_media_type(headers.get("content-type", ""))
+        return None
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        failures = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        reasons = [_PREFLIGHT_REFUSALS.get(failure, failure) for failure in failures]
+        if "headers" in failures:
+            reasons.append(f"allowed headers: {self.allowed_header_names}")
+        error = errors.preflight_refused("; ".join(reasons))
+        kept = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return error_response(dataclasses.replace(error, headers=kept))
+
+
 class JournalMiddleware:
     """Inside CORS: journals what clients send and applies injected faults to it, so a faulted
     response still carries CORS headers and a preflight never uses up a fault."""
@@ -111,7 +195,7 @@ class JournalMiddleware:
             if message["type"] == "http.response.start":
                 capture.status = message["status"]
                 headers = MutableHeaders(scope=message)
-                capture.response_headers = (*headers.raw, (b"x-request-id", request_id.encode()))
+                capture.response_headers = [*headers.raw, (b"x-request-id", request_id.encode())]
                 pending_start = message
                 return
             if message["type"] == "http.response.body":
@@ -148,9 +232,9 @@ class JournalMiddleware:
                 retry_after=int(retry_after) if retry_after else None,
                 pagination=context.get("pagination"),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                request_headers=tuple(scope["headers"]),
+                request_headers=pack_headers(scope["headers"]),
                 request_body=b"".join(capture.request_body),
-                response_headers=capture.response_headers,
+                response_headers=pack_headers(capture.response_headers),
                 response_body=b"".join(capture.response_body),
             )
 

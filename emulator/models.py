@@ -27,6 +27,10 @@ _DESTINATION_RE = re.compile(DESTINATION_PATTERN)
 
 SANDBOX_WORKSPACE_ID = "sandbox"
 SANDBOX_RATE_LIMIT = 15
+# Client ids, secrets and workspace ids travel in tokens, headers, logs and the inspector.
+ID_MAX = 128
+SECRET_MAX = 256
+NAME_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,27 @@ class Application:
     workspace_id: str
     name: str = ""
     rate_limit_per_minute: int | None = None
+
+
+def check_application(app: Application) -> None:
+    """422 naming the field unless the application's ids and secret are printable text without
+    whitespace (its name may hold spaces), each within its length limit."""
+    _check_text("clientId", app.client_id, ID_MAX)
+    _check_text("clientSecret", app.client_secret, SECRET_MAX)
+    _check_text("workspaceId", app.workspace_id, ID_MAX)
+    _check_text("name", app.name, NAME_MAX, spaces=True, empty=True)
+
+
+def _check_text(
+    name: str, value: object, most: int, *, spaces: bool = False, empty: bool = False
+) -> None:
+    if not isinstance(value, str):
+        raise errors.invalid_request(f"{name} must be a string.", name)
+    if not (0 if empty else 1) <= len(value) <= most:
+        raise errors.validation_failed(name, f"{name} must be 1 to {most} characters.")
+    if not value.isprintable() or any(c.isspace() and not (spaces and c == " ") for c in value):
+        what = "control characters" if spaces else "whitespace or control characters"
+        raise errors.validation_failed(name, f"{name} must be printable text, with no {what}.")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import cast
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from emulator import errors
 from emulator.store import SORT_KEYS, SORT_ORDERS, LinkQuery, SortKey, SortOrder
@@ -62,22 +62,30 @@ def _integer(
     return value
 
 
+def is_json_media(content_type: str) -> bool:
+    """Whether a Content-Type declares JSON (`application/json`, `application/…+json`)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return _JSON_MEDIA.fullmatch(media_type) is not None
+
+
 async def read_json_body(request: Request, max_bytes: int) -> object:
     """The decoded JSON body: 415 for another media type, 413 when too large, 400 when not JSON."""
     content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if not _JSON_MEDIA.fullmatch(media_type):
+    if not is_json_media(content_type):
         raise errors.unsupported_media_type(content_type)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise errors.payload_too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise errors.payload_too_large(max_bytes)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise errors.payload_too_large(max_bytes)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or timed out by the server (protocol.py) before the body came
+        raise errors.request_timeout() from None
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, RecursionError):

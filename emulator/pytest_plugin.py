@@ -21,12 +21,16 @@ if TYPE_CHECKING:
     from emulator.testing import EmulatorServer
 
 IN_PROCESS_URL = "http://8here-emulator.test"
+IN_PROCESS_HOST = "8here-emulator.test"  # no socket: the control API may answer for this name
+# Live link ids and generated slugs derive from it, so that test runs are reproducible.
+DEFAULT_SEED = 0
 # command-line option (dest), environment variable, Settings field, type
 _OPTIONS = (
     ("emulator_db", "EMULATOR_TEST_DB", "db_path", str),
     ("emulator_sandbox_size", "EMULATOR_TEST_SANDBOX_SIZE", "sandbox_size", int),
     ("emulator_short_base", "EMULATOR_TEST_SHORT_BASE", "short_base", str),
     ("emulator_rate_limit", "EMULATOR_TEST_RATE_LIMIT", "rate_limit_per_minute", int),
+    ("emulator_seed", "EMULATOR_TEST_SEED", "seed", int),
 )
 _TIMINGS = pytest.StashKey[dict[str, list[Any]]]()
 _WORKER_OUTPUT = "8here_emulator_timings"
@@ -58,18 +62,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="requests per minute for the sandbox and every live workspace; "
         "env EMULATOR_TEST_RATE_LIMIT",
     )
+    group.addoption(
+        "--emulator-seed",
+        type=int,
+        metavar="N",
+        help=f"seed of live link ids and generated slugs (default {DEFAULT_SEED}, so runs repeat); "
+        "env EMULATOR_TEST_SEED",
+    )
 
 
 @pytest.fixture(scope="session")
 def emulator_settings(pytestconfig: pytest.Config) -> Settings:
     """The emulator's Settings for the session, from --emulator-db, --emulator-sandbox-size,
-    --emulator-short-base and --emulator-rate-limit, or the EMULATOR_TEST_DB, _SANDBOX_SIZE,
-    _SHORT_BASE and _RATE_LIMIT environment variables. Override it (session-scoped) in a
-    conftest.py: `return dataclasses.replace(emulator_settings, short_base="http://sho.rt")`.
+    --emulator-short-base, --emulator-rate-limit and --emulator-seed, or the EMULATOR_TEST_DB,
+    _SANDBOX_SIZE, _SHORT_BASE, _RATE_LIMIT and _SEED environment variables. The seed is
+    DEFAULT_SEED unless given, so live ids and generated slugs are the same on every run.
+    Override it (session-scoped) in a conftest.py:
+    `return dataclasses.replace(emulator_settings, short_base="http://sho.rt")`.
     """
     from emulator.settings import Settings
 
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"seed": DEFAULT_SEED}
     for dest, env, field, kind in _OPTIONS:
         given = pytestconfig.getoption(dest)
         if given is None and os.environ.get(env):
@@ -122,7 +135,9 @@ def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> 
     from emulator.app import create_app
     from emulator.handle import Emulator
 
-    app = create_app(_own_database(emulator_settings, pytestconfig, "asgi"))
+    settings = _own_database(emulator_settings, pytestconfig, "asgi")
+    hosts = (*settings.allowed_hosts, IN_PROCESS_HOST)
+    app = create_app(replace(settings, allowed_hosts=hosts))
     try:
         yield Emulator(app, IN_PROCESS_URL)
     finally:

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from emulator.errors import ApiError
 from emulator.models import (
     SANDBOX_WORKSPACE_ID,
     Application,
     Environment,
     Workspace,
     WorkspaceKind,
+    check_application,
 )
 
 
@@ -48,6 +50,19 @@ class Registry:
             applications = [Application(**_snake(item)) for item in raw["applications"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise FixtureError(f"cannot load applications from {path}: {exc}") from exc
+        known = {workspace.id for workspace in workspaces}
+        for app in applications:
+            try:
+                check_application(app)
+            except ApiError as exc:
+                raise FixtureError(
+                    f"{path}: application {app.client_id!r}: {exc.message}"
+                ) from None
+            if app.workspace_id not in known:
+                raise FixtureError(
+                    f"{path}: application {app.client_id!r} names workspace "
+                    f"{app.workspace_id!r}, which the file does not define"
+                )
         return cls(workspaces, applications, defaults)
 
     def application(self, client_id: str) -> Application | None:
@@ -72,6 +87,7 @@ class Registry:
         workspace_rate_limit: int | None = None,
     ) -> tuple[Application, Workspace]:
         """Add or replace an application; an unknown workspace is created with the defaults."""
+        check_application(application)
         with self._lock:
             workspace = self._workspaces.get(application.workspace_id)
             if workspace is None:

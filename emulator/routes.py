@@ -81,7 +81,8 @@ class PublicApi:
             if principal.environment == "sandbox":
                 link = state.sandbox.preview_create(new, now)
             else:
-                link = state.live.create(principal.workspace, new, now)
+                # One namespace of slugs: a sample link's slug is taken for live links too.
+                link = state.live.create(principal.workspace, new, now, state.sandbox.has_slug)
         except ApiError as error:
             raise _with_rate_headers(error, decision) from None
         persisted = principal.environment == "live"

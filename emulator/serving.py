@@ -85,8 +85,10 @@ def serve_app(
     log_level: str,
     on_listening: Callable[[Listening], None],
     on_stopped: Callable[[], None],
+    http: Any = "auto",
 ) -> None:
-    """Serve until Ctrl-C or SIGTERM, draining requests in flight (up to 5 s)."""
+    """Serve until Ctrl-C or SIGTERM, draining requests in flight (up to 5 s). `http` is uvicorn's
+    HTTP protocol (a name, or a class such as protocol.http_protocol's); no WebSocket is served."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -94,6 +96,8 @@ def serve_app(
         log_level=log_level,
         server_header=False,
         timeout_graceful_shutdown=5,
+        http=http,
+        ws="none",
     )
     # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is the way to stop, not an error.
     with contextlib.suppress(KeyboardInterrupt):

@@ -36,6 +36,14 @@ class Settings:
     control: bool = True
     control_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ("*",)
+    # Host names the control API answers for besides IP literals, localhost and *.localhost
+    # (hosts.HostPolicy): e.g. the emulator's service name in a compose network.
+    allowed_hosts: tuple[str, ...] = ()
+    # Pins the secret that live link ids and generated slugs derive from (live_store.py); None: a
+    # random secret, kept in the database file.
+    seed: int | None = None
+    # A request whose head or body has not arrived this long after it began is closed (408).
+    request_timeout_seconds: float = 10.0
     journal_size: int = 1000
     # Replaces the sandbox's 15/min and every live workspace's threshold; an application
     # registered with a limit of its own keeps it.

@@ -9,7 +9,7 @@ from emulator.faults import FaultPlan
 from emulator.journal import Journal
 from emulator.live_store import LiveStore
 from emulator.ratelimit import RateLimiter
-from emulator.registry import Registry
+from emulator.registry import FixtureError, Registry
 from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
 from emulator.store import SandboxStore
@@ -21,9 +21,13 @@ def load_sandbox(settings: Settings) -> SandboxStore:
 
     if settings.sandbox_size is not None:
         return SandboxStore(sandbox.generate(settings.sandbox_size))
-    return SandboxStore(
-        sandbox.load_sample_set(settings.resolved_fixtures_dir / "sandbox_links.json")
-    )
+    path = settings.resolved_fixtures_dir / "sandbox_links.json"
+    try:
+        return SandboxStore(sandbox.load_sample_set(path))
+    except FixtureError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FixtureError(f"cannot load the sample set from {path}: {exc!r}") from exc
 
 
 class EmulatorState:
@@ -33,7 +37,7 @@ class EmulatorState:
         self.settings = settings
         self.sandbox = sandbox if sandbox is not None else load_sandbox(settings)
         self.rendered = RenderedLinks(settings.short_base)
-        self.live = LiveStore.open(settings.db_path)
+        self.live = LiveStore.open(settings.db_path, seed=settings.seed)
         self._build()
 
     def _build(self) -> None:
@@ -44,8 +48,15 @@ class EmulatorState:
             self.registry, self.clock, settings.token_ttl_seconds, settings.rate_limit_per_minute
         )
         self.limiter = RateLimiter(self.clock)
-        self.journal = Journal(settings.journal_size)
+        self.journal = Journal(settings.journal_size, known_secrets=self.known_secrets)
         self.faults = FaultPlan()
+
+    def known_secrets(self) -> list[str]:
+        """Every secret the emulator knows of, for masking: client secrets, the control token."""
+        known = [app.client_secret for app in self.registry.applications()]
+        if self.settings.control_token:
+            known.append(self.settings.control_token)
+        return known
 
     def record_visits(self, bulk: BulkVisits) -> tuple[int, str]:
         """Record visits to a live link: (how many, the link's id); 404 for an unknown slug."""

@@ -161,6 +161,9 @@ class SandboxStore:
     def by_slug(self, slug: str) -> Link | None:
         return self._slugs().get(slug)
 
+    def has_slug(self, slug: str) -> bool:
+        return slug in self._slugs()
+
     def query(self, query: LinkQuery) -> Page:
         limit, offset, key = query.limit, query.offset, query.sort_by
         if query.q:

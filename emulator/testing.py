@@ -19,10 +19,13 @@ class ThreadedServer:
     `start()` (or `with ThreadedServer(app) as server:`) returns once it accepts connections;
     `server.url` is its base URL."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", name: str = "asgi-server") -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", name: str = "asgi-server", http: Any = "auto"
+    ) -> None:
         self.app = app
         self.host = host
         self.name = name
+        self.http = http  # uvicorn's `http`: a protocol name or class
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -41,7 +44,13 @@ class ThreadedServer:
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", server_header=False, access_log=False
+            self.app,
+            log_level="warning",
+            lifespan="on",
+            server_header=False,
+            access_log=False,
+            http=self.http,
+            ws="none",
         )
         server = uvicorn.Server(config)
         self._server = server
@@ -82,9 +91,15 @@ class EmulatorServer(ThreadedServer):
 
     def __init__(self, settings: Settings | None = None, host: str = "127.0.0.1") -> None:
         from emulator.app import create_app
+        from emulator.protocol import http_protocol
 
         self.settings = settings or Settings()
-        super().__init__(create_app(self.settings), host, name="8here-emulator")
+        super().__init__(
+            create_app(self.settings),
+            host,
+            name="8here-emulator",
+            http=http_protocol(self.settings),
+        )
 
     def start(self) -> EmulatorServer:
         super().start()

@@ -8,6 +8,7 @@ Test modules import the helpers with `from conftest import ...` (pytest puts `te
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -31,12 +32,24 @@ FROZEN_EPOCH = 1_767_225_600
 HIGH_LIMIT = 100_000
 STAMP_PATTERN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
+# Starlette's TestClient sends `Host: testserver`. The control API answers only for IP
+# addresses, localhost and the names it is given (--allowed-hosts), so the test apps are given
+# this one, as a compose file gives the emulator's service name.
+TESTCLIENT_HOST = "testserver"
+JSON = {"Content-Type": "application/json"}
+
 _app_numbers = itertools.count(1)
+
+
+def client_settings(settings: Settings | None = None) -> Settings:
+    """`settings` (default: the defaults) with the TestClient's host allowed."""
+    settings = settings or Settings()
+    return dataclasses.replace(settings, allowed_hosts=(*settings.allowed_hosts, TESTCLIENT_HOST))
 
 
 def emulator_client(settings: Settings | None = None) -> TestClient:
     """A TestClient over a fresh emulator; use it as a context manager (runs the lifespan)."""
-    return TestClient(create_app(settings or Settings()))
+    return TestClient(create_app(client_settings(settings)))
 
 
 @pytest.fixture
@@ -122,6 +135,11 @@ def set_clock(client: TestClient, now: str = FROZEN_NOW) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def reset(client: Any, headers: Mapping[str, str] | None = None) -> Any:
+    """`POST /_emulator/reset`, declared JSON as every state-changing control call must be."""
+    return client.post(f"{CONTROL}/reset", headers={**JSON, **(headers or {})})
 
 
 def advance_clock(client: TestClient, seconds: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from conftest import (
     bearer,
     emulator_client,
     register_app,
+    reset,
     set_clock,
     token_for,
 )
@@ -264,7 +265,7 @@ def test_setting_the_clock_back_revives_nothing_but_keeps_valid_tokens(
 def test_reset_invalidates_tokens(client: TestClient) -> None:
     headers = auth_headers(client)
     assert client.get(LINKS_PATH, params={"limit": 1}, headers=headers).status_code == 200
-    assert client.post("/_emulator/reset").status_code == 200
+    assert reset(client).status_code == 200
     assert_error(client.get(LINKS_PATH, headers=headers), 401, "invalid_token")
 
 

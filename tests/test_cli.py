@@ -27,6 +27,7 @@ from emulator.cli import build_parser, main
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 SERVE = [sys.executable, "-m", "emulator", "serve"]
+JSON = {"Content-Type": "application/json"}  # what every state-changing control call declares
 DEMO = {"clientId": "sb_demo_client", "clientSecret": "sbs_demo_secret"}
 LIVE = {"clientId": "lv_demo_personal", "clientSecret": "lvs_demo_personal_secret"}
 LINKS = "/api/api-applications/public/links"
@@ -260,7 +261,7 @@ def test_no_control_hides_the_control_api() -> None:
         assert "sb_demo_client" in _line(greeting, "Sandbox app")
         with httpx.Client(base_url=served.url, timeout=5.0) as client:
             assert client.get("/_emulator/health").status_code == 200
-            response = client.post("/_emulator/reset")
+            response = client.post("/_emulator/reset", headers=JSON)
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "not_found"
             assert client.get("/_emulator/requests").status_code == 404
@@ -274,8 +275,8 @@ def test_control_token_flag_guards_the_control_api_and_is_never_printed() -> Non
         assert "needs the control token" in _line(greeting, "Control API")
         assert "asks for the control token" in _line(greeting, "Inspector")
         with httpx.Client(base_url=served.url, timeout=5.0) as client:
-            assert client.post("/_emulator/reset").status_code == 401
-            guarded = {"Authorization": "Bearer cli-t0k"}
+            assert client.post("/_emulator/reset", headers=JSON).status_code == 401
+            guarded = {**JSON, "Authorization": "Bearer cli-t0k"}
             assert client.post("/_emulator/reset", headers=guarded).status_code == 200
         served.stop()
         assert "cli-t0k" not in served.stderr

@@ -12,6 +12,7 @@ from conftest import (
     CONTROL,
     FROZEN_EPOCH,
     FROZEN_NOW,
+    JSON,
     LINKS_PATH,
     SANDBOX_CLIENT_ID,
     SANDBOX_SECRET,
@@ -22,6 +23,7 @@ from conftest import (
     auth_headers,
     emulator_client,
     register_app,
+    reset,
     set_clock,
     token_for,
 )
@@ -89,7 +91,7 @@ def test_reset_returns_everything_to_the_start(client: TestClient) -> None:
     _add_fault(client, status=503, times=5, path="/nowhere")
     assert _journal(client)
 
-    response = client.post(f"{CONTROL}/reset")
+    response = reset(client)
     assert response.status_code == 200, response.text
 
     assert _journal(client) == []
@@ -115,7 +117,7 @@ def test_reset_returns_everything_to_the_start(client: TestClient) -> None:
 
 
 def test_reset_keeps_the_shipped_applications(client: TestClient) -> None:
-    client.post(f"{CONTROL}/reset")
+    reset(client)
     assert token_for(client)
     assert token_for(client, "lv_demo_personal", "lvs_demo_personal_secret")
 
@@ -366,7 +368,7 @@ def test_journal_is_bounded() -> None:
 def test_journal_delete_clears_it(client: TestClient) -> None:
     token_for(client)
     assert _journal(client)
-    response = client.delete(f"{CONTROL}/requests")
+    response = client.delete(f"{CONTROL}/requests", headers=JSON)
     assert response.status_code in (200, 204)
     assert _journal(client) == []
     client.get(LINKS_PATH)
@@ -473,7 +475,7 @@ def test_delete_faults_clears_them(client: TestClient) -> None:
     _add_fault(client, status=503, times=10)
     _add_fault(client, status=500, times=10, method="POST")
     assert len(client.get(f"{CONTROL}/faults").json()["faults"]) == 2
-    assert client.delete(f"{CONTROL}/faults").status_code in (200, 204)
+    assert client.delete(f"{CONTROL}/faults", headers=JSON).status_code in (200, 204)
     assert client.get(f"{CONTROL}/faults").json()["faults"] == []
     assert client.get(LINKS_PATH, params={"limit": 1}, headers=headers).status_code == 200
 
@@ -552,7 +554,7 @@ def no_control() -> Iterator[TestClient]:
 def test_control_off_is_404(
     no_control: TestClient, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
-    response = no_control.request(method, path, json=body)
+    response = no_control.request(method, path, json=body, headers=JSON)
     assert response.status_code == 404, response.text
     assert response.json()["error"]["code"] == "not_found"
 
@@ -581,7 +583,7 @@ def test_control_token_required(
     authorization: str | None,
 ) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
-    response = guarded.request(method, path, json=body, headers=headers)
+    response = guarded.request(method, path, json=body, headers={**JSON, **headers})
     assert_error(response, 401, "control_unauthorized")
 
 
@@ -589,7 +591,9 @@ def test_control_token_required(
 def test_control_token_accepted(
     guarded: TestClient, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
-    response = guarded.request(method, path, json=body, headers={"Authorization": "Bearer t0k"})
+    response = guarded.request(
+        method, path, json=body, headers={**JSON, "Authorization": "Bearer t0k"}
+    )
     assert response.status_code < 300, response.text
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CONTROL, assert_error
+from conftest import CONTROL, assert_error, client_settings
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -30,7 +30,7 @@ def inspector_app(settings: Settings | None = None) -> Starlette:
     """The emulator with the inspector mounted as create_app mounts it: only with the control API.
     (Mounted here too for as long as create_app does not do it itself.)"""
     settings = settings or Settings()
-    app = create_app(settings)
+    app = create_app(client_settings(settings))
     mounted = any(getattr(route, "path", None) == UI for route in app.router.routes)
     if settings.control and not mounted:
         app.router.routes.extend(inspector_routes())

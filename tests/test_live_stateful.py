@@ -21,7 +21,16 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
-from conftest import CONTROL, FROZEN_EPOCH, FROZEN_NOW, HIGH_LIMIT, LINKS_PATH, TOKEN_PATH
+from conftest import (
+    CONTROL,
+    FROZEN_EPOCH,
+    FROZEN_NOW,
+    HIGH_LIMIT,
+    LINKS_PATH,
+    TOKEN_PATH,
+    client_settings,
+    reset,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -178,7 +187,7 @@ class LiveWorkspaces(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         client = self.client
-        assert client.post(f"{CONTROL}/reset").status_code == 200
+        assert reset(client).status_code == 200
         self.now = FROZEN_EPOCH
         assert client.post(f"{CONTROL}/clock", json={"now": FROZEN_NOW}).status_code == 200
         for app in APPS:
@@ -498,7 +507,7 @@ class LiveWorkspaces(RuleBasedStateMachine):
 @pytest.fixture(scope="module")
 def shared_client() -> Iterator[TestClient]:
     settings_ = Settings(short_base=BASE, token_ttl_seconds=10**8)  # outlives any clock move
-    with TestClient(create_app(settings_)) as client:
+    with TestClient(create_app(client_settings(settings_))) as client:
         yield client
 
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from invariants import assert_link_valid
 
 from emulator.errors import ApiError
+from emulator.link_names import LinkNames, seed_secret
 from emulator.live_store import MIGRATIONS, SCHEMA_VERSION, TOP_LIMIT, LiveStore, StoreError, Visit
 from emulator.models import SLUG_PATTERN, Link, NewLink, Workspace
 from emulator.store import SORT_KEYS, SORT_ORDERS, LinkQuery, SandboxStore
@@ -30,9 +31,13 @@ OTHER = Workspace("ws_b", "company", link_quota=1_000_000)
 INDEXES = {"links_by_created", "links_by_updated", "links_by_title", "links_by_clicks"}
 
 
+SEED = 7
+NAMES = LinkNames(seed_secret(SEED))
+
+
 @pytest.fixture
 def store() -> Iterator[LiveStore]:
-    live = LiveStore.open(None)
+    live = LiveStore.open(None, seed=SEED)
     try:
         yield live
     finally:
@@ -275,11 +280,11 @@ def test_generated_slugs_are_valid_and_unique(store: LiveStore) -> None:
 
 def test_a_generated_slug_steps_over_one_already_taken(store: LiveStore) -> None:
     # The candidate the store would generate for the second link, taken explicitly by the first.
-    candidate = hashlib.sha256(b"slug:2:0").hexdigest()[:7]
+    candidate = NAMES.slug(2)
     store.create(WS, _new(1, candidate), T0)
     second = store.create(OTHER, _new(2), T0)
     assert second.slug != candidate
-    assert second.slug == hashlib.sha256(b"slug:2:1").hexdigest()[:7]
+    assert second.slug == NAMES.slug(2, attempt=1)
 
 
 def test_quota_is_exact_and_per_workspace(store: LiveStore) -> None:
@@ -307,8 +312,8 @@ def test_a_refused_create_changes_nothing(store: LiveStore) -> None:
         store.create(Workspace("ws_zero", "personal", link_quota=0), _new(3), T0)
     assert store.count(WS.id) == 1
     nxt = store.create(WS, _new(4), T0)
-    assert nxt.id == "lnk_" + hashlib.sha256(b"live:2").hexdigest()[:16], "no sequence gap"
-    assert first.id == "lnk_" + hashlib.sha256(b"live:1").hexdigest()[:16]
+    assert nxt.id == NAMES.link_id(2), "no sequence gap"
+    assert first.id == NAMES.link_id(1)
 
 
 def test_clear_forgets_everything(store: LiveStore) -> None:

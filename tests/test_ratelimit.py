@@ -18,6 +18,7 @@ from conftest import (
     auth_headers,
     bearer,
     register_app,
+    reset,
 )
 from starlette.testclient import TestClient
 
@@ -286,7 +287,7 @@ def test_company_live_apps_share_their_workspace_window(frozen_client: TestClien
 def test_reset_clears_rate_windows(frozen_client: TestClient) -> None:
     client = frozen_client
     _spend(client, auth_headers(client), SANDBOX_LIMIT)
-    assert client.post("/_emulator/reset").status_code == 200
+    assert reset(client).status_code == 200
     headers = auth_headers(client)
     responses = _spend(client, headers, SANDBOX_LIMIT)
     assert responses[0].headers["X-RateLimit-Remaining"] == "14"

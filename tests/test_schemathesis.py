@@ -23,11 +23,12 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+from conftest import client_settings, reset
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from emulator.app import create_app
-from emulator.settings import Settings, contract_path
+from emulator.settings import contract_path
 
 DEEP = os.environ.get("EMULATOR_DEEP_FUZZ") == "1"
 MAX_EXAMPLES = 500 if DEEP else 50
@@ -59,7 +60,7 @@ def _register_fuzz_client(app: Starlette, environment: str) -> None:
 
 
 def _schema(environment: str) -> Any:
-    app = create_app(Settings())
+    app = create_app(client_settings())
     _register_fuzz_client(app, environment)
     schema = schemathesis.openapi.from_path(contract_path())
     schema.app = app
@@ -119,7 +120,7 @@ class LiveWorkflow(live_schema.as_state_machine()):  # type: ignore[misc]
     def setup(self) -> None:
         # Each scenario starts from an empty workspace, so Hypothesis can replay a scenario and
         # get the same answers (a slug created by an earlier scenario would turn 201 into 409).
-        response = TestClient(live_schema.app).post("/_emulator/reset")
+        response = reset(TestClient(live_schema.app))
         assert response.status_code == 200, response.text
         _register_fuzz_client(live_schema.app, "live")
 
@@ -147,7 +148,7 @@ def test_every_documented_response_is_reachable_and_conforms() -> None:
     """Answers fuzzing cannot reach on a high-limit app (429, 413, expired tokens, quota, ...)
     are provoked one by one, and checked by every check as any other case."""
     schema = schemathesis.openapi.from_path(contract_path())
-    app = create_app(Settings())
+    app = create_app(client_settings())
     schema.app = app
     control = TestClient(app)
     seen: set[tuple[str, int]] = set()

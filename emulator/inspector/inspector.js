@@ -101,7 +101,9 @@
       if (value !== "" && value !== null && value !== undefined) url.searchParams.set(key, value);
     }
     const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    // Every state-changing control call must be declared JSON, body or not (the emulator refuses
+    // any other, so that no page elsewhere can send one without a preflight).
+    if (body !== undefined || method !== "GET") headers["Content-Type"] = "application/json";
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = `Bearer ${token}`;
     const response = await fetch(url, {

@@ -1,0 +1,205 @@
+"""uvicorn's httptools protocol with the emulator's bounds, for serving over a socket.
+
+uvicorn with httptools buffers a request's target and headers whole (no size limit), keeps a
+connection that sends half a request open for ever (its only timeout is keep-alive, between
+requests), and answers malformed HTTP itself in plain text. This protocol:
+
+- refuses a target over URL_BYTES_MAX (414) and headers over HEADER_BYTES_MAX (431) while they
+  arrive, before they are buffered: the head of a request is counted in raw bytes as well, so a
+  single endless header line is cut off too;
+- closes a connection whose request has not arrived in full (line, headers and body) within
+  `request_timeout` seconds of its start: with a 408 when part of one came, silently when nothing
+  did (an idle connection a browser opened ahead of need);
+- answers malformed HTTP with a 400 in the error envelope.
+
+Each of these refusals carries `X-Request-Id` and closes the connection, after a short linger:
+the server stops sending, and reads and drops what the client still sends for at most
+LINGER_SECONDS and LINGER_BYTES, so that a client still sending its oversized request is not reset
+before it reads the answer. The app checks the same bounds (limits.oversized) for clients that
+reach it in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from emulator import errors
+from emulator.errors import ApiError
+from emulator.limits import HEADER_BYTES_MAX, HEADER_LINE_OVERHEAD, URL_BYTES_MAX
+from emulator.serialize import dumps
+from emulator.settings import Settings
+
+# The raw bytes a request's head may take before it is refused: the target, the headers, and
+# room for the request line's method and version.
+HEAD_BYTES_MAX = URL_BYTES_MAX + HEADER_BYTES_MAX + 1024
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing; the refusal is kept on the protocol."""
+
+
+def refusal_bytes(error: ApiError, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A complete HTTP/1.1 response carrying `error` in the envelope, closing the connection."""
+    body = dumps(error.body())
+    request_id = ("req_" + secrets.token_hex(8)).encode()
+    parts = [STATUS_LINE[error.status]]
+    for name, value in default_headers:
+        parts += [name, b": ", value, b"\r\n"]
+    parts += [
+        b"content-type: application/json\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"x-request-id: " + request_id + b"\r\n",
+        b"connection: close\r\n\r\n",
+        body,
+    ]
+    return b"".join(parts)
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    request_timeout: float = Settings.request_timeout_seconds
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # reading a request's line and headers (or waiting for one)
+        self._begun = False  # a byte of the current request has arrived
+        self._head_bytes = 0
+        self._header_bytes = 0
+        self._refusal: ApiError | None = None
+        self._lingering: asyncio.TimerHandle | None = None
+        self._drained = 0
+
+    # Deadline: from the connection (or the request's first byte) to the request's last byte.
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self._lingering is not None:
+            return
+        if self.flow.read_paused:  # the server holds the reading (a pipeline, an unread body)
+            self._arm()
+        elif not self._begun:
+            self.transport.close()
+        else:
+            self._refuse(errors.request_timeout(self.request_timeout))
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._lingering is not None:
+            self._lingering.cancel()
+        super().connection_lost(exc)
+
+    # Refusals
+
+    def _refuse(self, error: ApiError) -> None:
+        """Answer `error` unless a response of this connection is under way; close."""
+        self._disarm()
+        cycle = self.cycle
+        if self._in_head:
+            can_answer = cycle is None or cycle.response_complete
+        else:
+            can_answer = not cycle.response_started
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app's receive() now says the client is gone
+            cycle.message_event.set()
+        if self.transport.is_closing() or self._lingering is not None:
+            return
+        if can_answer:
+            self.transport.write(refusal_bytes(error, self.server_state.default_headers))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Send no more, drop what still comes for a moment, then close."""
+        self._lingering = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        else:
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(errors.malformed_request())
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._drained += len(data)
+            if self._drained > LINGER_BYTES:
+                self.transport.close()
+            return
+        self._unset_keepalive_if_required()
+        if self._in_head and data:
+            self._begun = True
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            self._refuse(self._refusal or errors.malformed_request())
+            return
+        if self._in_head and self._head_bytes > HEAD_BYTES_MAX:
+            self._refuse(errors.headers_too_large(HEADER_BYTES_MAX))
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        self._header_bytes = 0
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > URL_BYTES_MAX:
+            self._refusal = errors.uri_too_long(URL_BYTES_MAX)
+            raise _Refused
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        if self._header_bytes > HEADER_BYTES_MAX:
+            self._refusal = errors.headers_too_large(HEADER_BYTES_MAX)
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+        self._in_head = True
+        self._begun = False
+        self._head_bytes = 0
+
+
+def http_protocol(settings: Settings) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class to give uvicorn (`http=`) for these settings."""
+    return type(
+        "EmulatorHttpProtocol",
+        (BoundedHttpToolsProtocol,),
+        {"request_timeout": settings.request_timeout_seconds},
+    )
