@@ -21,7 +21,6 @@ BODY_CAPTURE_BYTES = 16 * 1024
 # Request headers over HEADER_BYTES_MAX are refused (431) before they reach the journal; a
 # response's headers are the emulator's own, a few hundred bytes.
 HEADERS_CAPTURE_BYTES = HEADER_BYTES_MAX
-ENTRY_MAX_BYTES = URL_BYTES_MAX + 2 * HEADERS_CAPTURE_BYTES + 2 * BODY_CAPTURE_BYTES
 JOURNAL_MAX_BYTES = 32 * 1024 * 1024
 _CAPPED = {
     "path": URL_BYTES_MAX,
@@ -31,6 +30,7 @@ _CAPPED = {
     "request_body": BODY_CAPTURE_BYTES,
     "response_body": BODY_CAPTURE_BYTES,
 }
+ENTRY_MAX_BYTES = sum(_CAPPED.values())
 _UNMASKED = Masker()
 
 

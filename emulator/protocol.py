@@ -38,7 +38,7 @@ from emulator.settings import Settings
 # room for the request line's method and version.
 HEAD_BYTES_MAX = URL_BYTES_MAX + HEADER_BYTES_MAX + 1024
 LINGER_SECONDS = 2.0
-LINGER_BYTES = 64 * 1024 * 1024
+LINGER_BYTES = 128 * 1024 * 1024
 
 
 class _Refused(Exception):

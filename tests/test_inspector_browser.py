@@ -11,6 +11,7 @@ EMULATOR_UPDATE_SCREENSHOT=1, and to the test's temporary directory otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -30,16 +31,23 @@ from conftest import (
     SANDBOX_SECRET,
     TOKEN_PATH,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 from test_qr import read_opencv
 
 from emulator.inspector_routes import inspector_routes
 from emulator.settings import Settings
-from emulator.testing import EmulatorServer
+from emulator.testing import EmulatorServer, ThreadedServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless (Playwright adds --headless), as root, on a closed network. Playwright gives each
 # launch a fresh temporary profile (its own --user-data-dir).
+# The DNS rebinding of the hardening test, without DNS: this name resolves to the loopback.
+REBOUND_HOST = "rebind.attacker.example"
 CHROMIUM_ARGS = [
+    f"--host-resolver-rules=MAP {REBOUND_HOST} 127.0.0.1",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -449,3 +457,111 @@ def test_asks_for_the_control_token(browser: Any) -> None:
             assert "token" not in fresh.url
         finally:
             tab.close()
+
+
+# A page on another origin (another port of the loopback: another origin to the browser), as any
+# site the developer visits: a cross-site form aimed at the reset (the review's finding), and a
+# script that tries the control API and uses the public one.
+ELSEWHERE_PAGE = """<!doctype html>
+<html><head><title>Somewhere else</title></head><body>
+<form id="reset-form" method="POST" action="{emulator}/_emulator/reset" target="sink"
+      enctype="application/x-www-form-urlencoded"><input type="hidden" name="a" value="b"></form>
+<iframe name="sink" id="sink"></iframe>
+</body></html>"""
+ELSEWHERE_SCRIPT = """async ([emu, clientId, clientSecret]) => {
+  const out = {};
+  const attempt = async (name, url, init) => {
+    try {
+      const response = await fetch(url, init);
+      out[name] = { status: response.status, type: response.type,
+                    body: response.type === "opaque" ? null : await response.text() };
+    } catch (error) {
+      out[name] = { error: String(error) };
+    }
+  };
+  await attempt("journal", `${emu}/_emulator/requests?detail=1`);
+  await attempt("resetJson", `${emu}/_emulator/reset`,
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  await attempt("resetSimple", `${emu}/_emulator/reset`,
+    { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body: "{}" });
+  await attempt("token", `${emu}/api/api-applications/token`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ clientId, clientSecret }) });
+  const token = JSON.parse(out.token.body || "{}").accessToken;
+  await attempt("links", `${emu}/api/api-applications/public/links?limit=1`,
+    { headers: { Authorization: `Bearer ${token}` } });
+  return out;
+}"""
+
+
+def test_a_page_elsewhere_cannot_drive_the_emulator(
+    browser: Any, served: EmulatorServer, http: httpx.Client
+) -> None:
+    """It can neither reset the emulator (by form, by a "simple" fetch, by a JSON fetch) nor
+    read its journal; the same page still calls the public API, as a frontend does."""
+    live = _bearer(http, LIVE_CLIENT_ID, LIVE_SECRET)
+    created = http.post(
+        LINKS_PATH,
+        json={"title": "Keep", "destination": "https://example.com/k", "slug": "keep-me"},
+        headers=live,
+    )
+    assert created.status_code == 201, created.text
+    before = _journal(http)
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(ELSEWHERE_PAGE.replace("{emulator}", served.url))
+
+    with ThreadedServer(Starlette(routes=[Route("/", page)]), name="elsewhere") as elsewhere:
+        assert elsewhere.url != served.url
+        context = browser.new_context()
+        context.set_default_timeout(WAIT_MS)
+        control: list[tuple[str, int]] = []
+
+        def seen(response: Any) -> None:
+            if "/_emulator/" in response.url:
+                control.append((response.request.method, response.status))
+
+        try:
+            tab = context.new_page()
+            tab.on("response", seen)
+            tab.goto(f"{elsewhere.url}/")
+            with tab.expect_response(lambda r: r.url.endswith("/_emulator/reset")) as posted:
+                tab.evaluate("document.getElementById('reset-form').submit()")
+            assert posted.value.status == 403
+            out = tab.evaluate(ELSEWHERE_SCRIPT, [served.url, SANDBOX_CLIENT_ID, SANDBOX_SECRET])
+        finally:
+            context.close()
+
+    assert "error" in out["journal"], out["journal"]  # no CORS for it: the page reads nothing
+    assert "error" in out["resetJson"], out["resetJson"]  # its preflight was refused
+    assert out["resetSimple"] == {"status": 0, "type": "opaque", "body": None}
+    assert out["token"]["status"] == 200, out["token"]
+    assert out["links"]["status"] == 200 and len(json.loads(out["links"]["body"])["data"]) == 1
+    assert control and all(status == 403 for _method, status in control), control
+    after = _journal(http)
+    assert after[: len(before)] == before, "the journal was not cleared"
+    assert [e["path"] for e in after[len(before) :]] == [TOKEN_PATH, LINKS_PATH]
+    detail = http.get(f"{LINKS_PATH}/{created.json()['id']}", headers=live)
+    assert detail.status_code == 200, "the live link survived"
+
+
+def test_a_rebound_name_cannot_reach_the_control_api(browser: Any, served: EmulatorServer) -> None:
+    """DNS rebinding: a page of the attacker's name, once that name points at the loopback, is
+    same-origin with the emulator; the control API refuses that name."""
+    context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    try:
+        tab = context.new_page()
+        tab.goto(f"http://{REBOUND_HOST}:{served.port}/openapi.json")
+        out = tab.evaluate(
+            """async () => {
+              const journal = await fetch("/_emulator/requests");
+              const reset = await fetch("/_emulator/reset",
+                { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+              return [journal.status, (await journal.json()).error.code,
+                      reset.status, (await reset.json()).error.code];
+            }"""
+        )
+    finally:
+        context.close()
+    assert out == [403, "host_refused", 403, "host_refused"]
