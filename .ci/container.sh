@@ -8,7 +8,8 @@
 # Checks: hadolint; the build; the health check; /openapi.json; the seed's four calls (token, list,
 # create, detail) and their answers; a non-root user; SIGTERM stops it fast (and drains a request in
 # flight); a live link survives a new container on the same /data volume; an EMULATOR_* setting;
-# the greeting and the farewell in the log.
+# the greeting and the farewell in the log; the control API refuses other origins and names but its
+# service name (EMULATOR_ALLOWED_HOSTS).
 #
 # Environment (all optional):
 #   CONTAINER_BASE   base image (default localhost/debian-python:bookworm, made here with
@@ -97,12 +98,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# api METHOD PATH [JSON-BODY] [TOKEN]: sets STATUS, body in $WORK/body, headers in $WORK/headers
+# api METHOD PATH [JSON-BODY] [TOKEN] [HEADER...]: sets STATUS, body in $WORK/body, headers in
+# $WORK/headers
 api() {
-    local method=$1 path=$2 data=${3:-} token=${4:-}
+    local method=$1 path=$2 data=${3:-} token=${4:-} header
     local args=(-sS --max-time 10 -X "$method" -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}')
     [ -n "$data" ] && args+=(-H 'Content-Type: application/json' --data "$data")
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    for header in "${@:5}"; do args+=(-H "$header"); done
     STATUS=$(curl "${args[@]}" "http://127.0.0.1:$PORT$path") || STATUS="curl-error"
 }
 expect_status() { # expect_status CODE WHAT
@@ -413,9 +416,9 @@ grep -qF "8here-emulator: stopped; 1 live link kept in /data/emulator.db" "$WORK
 ok "podman stop -t 5: ${STOP_SECONDS}s, graceful shutdown (exit code $EXIT_CODE, with --init), farewell"
 podman rm "$C1" > /dev/null 2>&1
 
-phase "restart: a new container on the same volume (no --init, an EMULATOR_* setting)"
+phase "restart: a new container on the same volume (no --init, EMULATOR_* settings)"
 SHORT_BASE="http://127.0.0.1:$PORT"
-run_container "$C2" -e "EMULATOR_SHORT_BASE=$SHORT_BASE"
+run_container "$C2" -e "EMULATOR_SHORT_BASE=$SHORT_BASE" -e EMULATOR_ALLOWED_HOSTS=emulator
 wait_healthy "$C2"
 api POST "$API/token" '{"clientId": "lv_demo_personal", "clientSecret": "lvs_demo_personal_secret"}'
 expect_status 200 "token (live, after restart)"
@@ -426,6 +429,22 @@ check "d['id'] == '$LIVE_ID' and d['slug'] == '$LIVE_SLUG'" "the live link survi
 ok "live link $LIVE_ID survived"
 check "d['shortUrl'] == '$SHORT_BASE/$LIVE_SLUG'" "EMULATOR_SHORT_BASE sets the base of shortUrl"
 ok "EMULATOR_SHORT_BASE=$SHORT_BASE took effect"
+
+phase "the control API and the web"
+api GET /_emulator/clock "" "" "Host: emulator:8080"
+expect_status 200 "the control API by its service name (EMULATOR_ALLOWED_HOSTS=emulator)"
+api GET /_emulator/requests "" "" "Host: rebind.attacker.example"
+expect_status 403 "the control API by a rebound name"
+check 'd["error"]["code"] == "host_refused"' "a rebound name is refused"
+api POST /_emulator/reset "" "" "Content-Type: application/x-www-form-urlencoded" "Origin: https://evil.example"
+expect_status 403 "a cross-site form's reset"
+check 'd["error"]["code"] == "cross_origin_refused"' "a cross-site form is refused"
+api POST /_emulator/reset "" "" "Content-Type: text/plain"
+expect_status 415 "a reset not declared JSON"
+api GET "$API/public/links/$LIVE_ID" "" "$TOKEN" "Origin: https://app.example"
+expect_status 200 "the public API from another origin"
+grep -qi '^access-control-allow-origin: \*' "$WORK/headers" || fail "the public API lost its CORS"
+ok "service name served, rebound name and cross-site form refused, public CORS kept"
 
 phase "SIGTERM: drain a request in flight"
 api POST /_emulator/faults "{\"method\": \"GET\", \"path\": \"$API/public/links/*\", \"delayMs\": 1500, \"times\": 1}"

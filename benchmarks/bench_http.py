@@ -408,7 +408,9 @@ def cold_pages(pages: int, size: int) -> dict[str, Any]:
     # never requested before; a new token-holding client for the whole loop.
     app = create_app(Settings(), sandbox=SandboxStore(links))
     handler_cold, handler_warm = [], []
-    with TestClient(app) as client:
+    with TestClient(
+        app, base_url="http://localhost"
+    ) as client:  # a local name, for the control API
         client.post("/_emulator/applications", json=BENCH_APP)
         token = client.post(TOKEN_PATH, json={"clientId": "bench", "clientSecret": "bench_secret"})
         headers = {"Authorization": f"Bearer {token.json()['accessToken']}"}

@@ -25,7 +25,6 @@ text); createdAt rises with insertion order and updatedAt equals it, as for real
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -92,9 +91,10 @@ def build(path: str, size: int, decoy: int) -> dict[str, Any]:
     rng = random.Random(8)
     rows = []
     visits = []
+    names = store._names  # the store's own secret: the ids and slugs `create` would give
     for seq, link in enumerate(links, start=1):
-        link_id = "lnk_" + hashlib.sha256(f"live:{seq}".encode()).hexdigest()[:16]
-        slug = f"{hashlib.sha256(f'slug:{seq}:0'.encode()).hexdigest()[:7]}-{seq:x}"
+        link_id = names.link_id(seq)
+        slug = f"{names.slug(seq)}-{seq:x}"
         clicks = rng.choice((1, 2, 3, 5, 8, 13, 40)) if rng.random() < 0.33 else 0
         created = instants[seq - 1]
         rows.append(
@@ -222,7 +222,8 @@ def bench_http(path: str, offsets: list[int], repeat: int, budget: float) -> lis
     from emulator.settings import Settings
 
     results = []
-    with TestClient(create_app(Settings(db_path=path))) as client:
+    # base_url: a local name, which the control API answers for (TestClient's own is not one)
+    with TestClient(create_app(Settings(db_path=path)), base_url="http://localhost") as client:
         app = {
             "clientId": "bench_app",
             "clientSecret": "bench_secret",

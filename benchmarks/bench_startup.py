@@ -95,7 +95,9 @@ def serve_run(resets: int = 50) -> tuple[float, float]:
         times = []
         for _ in range(resets):
             began = time.perf_counter()
-            connection.request("POST", "/_emulator/reset")
+            connection.request(
+                "POST", "/_emulator/reset", headers={"Content-Type": "application/json"}
+            )
             connection.getresponse().read()
             times.append(time.perf_counter() - began)
         connection.close()
