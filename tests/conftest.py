@@ -8,11 +8,21 @@ Test modules import the helpers with `from conftest import ...` (pytest puts `te
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -173,3 +183,77 @@ def assert_envelope(response: Any) -> None:
     error = body["error"]
     assert isinstance(error.get("code"), str) and error["code"], body
     assert isinstance(error.get("message"), str) and error["message"], body
+
+
+# --- `8here-emulator serve` in a process of its own ---------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def serve_process(env: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """`python -m emulator serve` (log level warning) on a free port, as users start it, with
+    the parent's environment but its EMULATOR_* settings, plus `env`."""
+    port = free_port()
+    command = [sys.executable, "-m", "emulator", "serve", "--port", str(port)]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*command, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**environment, **(env or {})},
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log)
+            yield Served(url, port, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def served_process() -> Iterator[Served]:
+    """`serve_process()`, with its memory readable from /proc."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the server's memory from /proc")
+    with serve_process() as served:
+        yield served
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"the emulator exited: {log.read().decode(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the emulator did not start within 30 s"
+        time.sleep(0.02)

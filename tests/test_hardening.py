@@ -17,10 +17,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,15 +32,17 @@ from conftest import (
     SANDBOX_CLIENT_ID,
     SANDBOX_SECRET,
     TOKEN_PATH,
+    Served,
     assert_error,
     auth_headers,
     bearer,
     emulator_client,
     register_app,
+    rss_kb,
+    serve_process,
     token_for,
 )
 from starlette.testclient import TestClient
-from test_soak import free_port, rss_kb, wait_healthy
 
 from emulator.cli import main as cli_main
 from emulator.journal import BODY_CAPTURE_BYTES, ENTRY_MAX_BYTES, JOURNAL_MAX_BYTES, Journal
@@ -340,36 +340,6 @@ def test_the_journal_has_a_bound_per_entry_and_in_all() -> None:
     assert JOURNAL_MAX_BYTES <= 32 * MB
 
 
-@dataclass
-class Served:
-    url: str
-    port: int
-    pid: int
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    if not Path("/proc/self/status").exists():
-        pytest.skip("reads the server's memory from /proc")
-    port = free_port()
-    command = [sys.executable, "-m", "emulator", "serve", "--port", str(port)]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=log
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, process, log)
-            yield Served(url, port, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def _worst_case_requests(served: Served, count: int) -> None:
     """`count` requests, each with headers and a target just within their bounds, half of them
     with a 64 KB body and half with a 100-link answer: the most a journal entry keeps."""
@@ -396,17 +366,18 @@ def _worst_case_requests(served: Served, count: int) -> None:
         assert status == (401 if n % 2 else 200), (n, status)
 
 
-def test_memory_after_worst_case_requests_stays_near_idle(served: Served) -> None:
+def test_memory_after_worst_case_requests_stays_near_idle(served_process: Served) -> None:
     """As found: 40 requests with an 8 MB header grew the process from 55 MB to 375 MB; with 1,000
     journal entries the ceiling was tens of GB. Now: within 100 MB of idle."""
+    served, pid = served_process, served_process.process.pid
     _worst_case_requests(served, 2)  # warm: QR codes of the 100-link page, code paths
-    idle = rss_kb(served.pid)
+    idle = rss_kb(pid)
     header = b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (8 * MB) + b"\r\n\r\n"
     for _ in range(40):
         assert _raw_exchange(served.port, header)[0] == 431
-    after_big_headers = rss_kb(served.pid)
+    after_big_headers = rss_kb(pid)
     _worst_case_requests(served, 1000)
-    after = rss_kb(served.pid)
+    after = rss_kb(pid)
     print(
         f"\nRSS idle {idle / 1024:.1f} MB; after 40 requests with an 8 MB header "
         f"{after_big_headers / 1024:.1f} MB; after 1,000 worst-case requests {after / 1024:.1f} MB"
@@ -756,33 +727,11 @@ def test_a_port_in_use_is_one_line() -> None:
 
 def test_the_served_allowed_hosts_setting() -> None:
     """The compose/service-container setting: EMULATOR_ALLOWED_HOSTS=emulator."""
-    port = free_port()
-    env = {"EMULATOR_ALLOWED_HOSTS": "emulator"}
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EMULATOR_")}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulator",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env={**environment, **env},
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, process, log)
-            with httpx.Client(base_url=url, timeout=10) as http:
-                served = http.get(f"{CONTROL}/clock", headers={"Host": f"emulator:{port}"})
-                assert served.status_code == 200
-                refused = http.get(f"{CONTROL}/clock", headers={"Host": "db:5432"})
-                assert_error(refused, 403, "host_refused")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with (
+        serve_process({"EMULATOR_ALLOWED_HOSTS": "emulator"}) as served,
+        httpx.Client(base_url=served.url, timeout=10) as http,
+    ):
+        by_name = http.get(f"{CONTROL}/clock", headers={"Host": f"emulator:{served.port}"})
+        assert by_name.status_code == 200
+        refused = http.get(f"{CONTROL}/clock", headers={"Host": "db:5432"})
+        assert_error(refused, 403, "host_refused")

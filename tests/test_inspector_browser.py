@@ -181,6 +181,13 @@ def _bearer(http: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['accessToken']}"}
 
 
+def _create_live(http: httpx.Client, live: dict[str, str], title: str, slug: str) -> Any:
+    body = {"title": title, "destination": f"https://example.com/{slug}", "slug": slug}
+    created = http.post(LINKS_PATH, json=body, headers=live)
+    assert created.status_code == 201, created.text
+    return created
+
+
 def _journal(http: httpx.Client) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = http.get(f"{CONTROL}/requests").json()["requests"]
     return entries
@@ -414,12 +421,7 @@ def test_details_filters_faults_links_and_reset(session: Session, http: httpx.Cl
 
     # A live workspace's links, and its quota.
     live = _bearer(http, LIVE_CLIENT_ID, LIVE_SECRET)
-    created = http.post(
-        LINKS_PATH,
-        json={"title": "Live one", "destination": "https://example.com/live", "slug": "live-one"},
-        headers=live,
-    )
-    assert created.status_code == 201, created.text
+    created = _create_live(http, live, "Live one", "live-one")
     quota = page.locator(f'#state-quota [data-workspace="{LIVE_WORKSPACE}"] .meter-value')
     expect(quota).to_have_text("1 / 100")
     page.select_option("#links-workspace", LIVE_WORKSPACE)
@@ -500,12 +502,7 @@ def test_a_page_elsewhere_cannot_drive_the_emulator(
     """It can neither reset the emulator (by form, by a "simple" fetch, by a JSON fetch) nor
     read its journal; the same page still calls the public API, as a frontend does."""
     live = _bearer(http, LIVE_CLIENT_ID, LIVE_SECRET)
-    created = http.post(
-        LINKS_PATH,
-        json={"title": "Keep", "destination": "https://example.com/k", "slug": "keep-me"},
-        headers=live,
-    )
-    assert created.status_code == 201, created.text
+    created = _create_live(http, live, "Keep", "keep-me")
     before = _journal(http)
 
     async def page(request: Request) -> HTMLResponse:

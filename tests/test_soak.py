@@ -24,22 +24,15 @@ import http.client
 import itertools
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
-import pytest
-from conftest import FROZEN_NOW, LINKS_PATH, TOKEN_PATH
+from conftest import FROZEN_NOW, LINKS_PATH, TOKEN_PATH, Served, rss_kb
 
 REQUESTS_PER_BURST = 10_000
 CLIENTS = 32
@@ -96,68 +89,10 @@ class Answer:
     request_id: str | None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-@dataclass
-class Served:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    if not Path("/proc/self/status").exists():
-        pytest.skip("reads the server's memory from /proc")
-    port = free_port()
-    command = [sys.executable, "-m", "emulator", "serve", "--port", str(port)]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=log
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, process, log)
-            yield Served(url, port, process)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"the emulator exited: {log.read().decode(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the emulator did not start within 30 s"
-        time.sleep(0.02)
 
 
 def mix(links: dict[str, str], live_link: str, count: int) -> list[Call]:
@@ -251,7 +186,8 @@ def check_burst(answers: list[Answer], calls: list[Call]) -> None:
     assert set(statuses) <= {200, 201, 429}, statuses
 
 
-def test_soak_20000_requests_32_clients(served: Served) -> None:
+def test_soak_20000_requests_32_clients(served_process: Served) -> None:
+    served = served_process
     started = time.monotonic()
     control = httpx.Client(base_url=served.url, timeout=REQUEST_TIMEOUT)
     with control:
