@@ -34,12 +34,6 @@ CONTROL_PREFIX = "/_emulator"
 UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
 # Methods a browser sends without a preflight: the only ones a page elsewhere could use blind.
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-_PREFLIGHT_REFUSALS = {
-    "origin": "this origin is not allowed",
-    "method": "this method is not allowed",
-    "headers": "a requested header is not allowed",
-    "private-network": "private network access is not allowed",
-}
 
 
 def _request_id(scope: Scope) -> str:
@@ -150,10 +144,15 @@ class GuardedCorsMiddleware(CORSMiddleware):
         if response.status_code < 400:
             return response
         failures = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
-        reasons = [_PREFLIGHT_REFUSALS.get(failure, failure) for failure in failures]
-        if "headers" in failures:
-            reasons.append(f"allowed headers: {self.allowed_header_names}")
-        error = errors.preflight_refused("; ".join(reasons))
+        asked = {
+            "origin": f"origin {request_headers.get('origin')!r} is not allowed",
+            "method": f"method {request_headers.get('access-control-request-method')!r} is not "
+            f"allowed (allowed: {', '.join(self.allow_methods)})",
+            "headers": f"headers {request_headers.get('access-control-request-headers')!r} are "
+            f"not all allowed (allowed: {self.allowed_header_names})",
+            "private-network": "private network access is not allowed",
+        }
+        error = errors.preflight_refused("; ".join(asked.get(f, f) for f in failures))
         kept = {
             name: value
             for name, value in response.headers.items()

@@ -114,10 +114,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Answer `error` unless a response of this connection is under way; close."""
         self._disarm()
         cycle = self.cycle
-        if self._in_head:
+        if self._in_head:  # no cycle for this request yet: answer unless the last is unanswered
             can_answer = cycle is None or cycle.response_complete
         else:
-            can_answer = not cycle.response_started
+            can_answer = cycle is None or not cycle.response_started
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's receive() now says the client is gone
             cycle.message_event.set()
@@ -185,8 +185,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        super().on_headers_complete()  # when it raises (a target it cannot decode), still the head
         self._in_head = False
-        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
