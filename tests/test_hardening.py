@@ -8,6 +8,7 @@ by a live link, and bad start-up settings. Each test below names its finding.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -446,6 +447,17 @@ def test_the_pytest_plugin_pins_a_seed(emulator: Any) -> None:
     from emulator.pytest_plugin import DEFAULT_SEED
 
     assert made["id"] == LinkNames(seed_secret(DEFAULT_SEED)).link_id(1)
+
+
+def test_the_in_process_app_answers_its_control_api(emulator_app: Any) -> None:
+    """No socket, so no rebinding: the plugin's in-process name is one the control API allows."""
+
+    async def clock() -> int:
+        transport = httpx.ASGITransport(app=emulator_app)
+        async with httpx.AsyncClient(transport=transport, base_url=emulator_app.url) as http:
+            return (await http.post(f"{CONTROL}/clock", json={"advanceSeconds": 5})).status_code
+
+    assert asyncio.run(clock()) == 200
 
 
 # --- 4. two 5xx -----------------------------------------------------------------------------------
