@@ -61,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
         _fail(f"{message} (see {self.prog} --help)")
 
 
-PORT = Bounded(int, 0, 65535)  # 0: a free one
+PORT = Bounded(int, 1, 65535)
 SANDBOX_SIZE = Bounded(int, 1, 1_000_000)
 SEED = Bounded(int, 0, SEED_MAX)
 TIMEOUT = Bounded(float, 0.001, TIMEOUT_MAX_SECONDS)
@@ -117,7 +117,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     options = EnvOptions(serve, prefix="EMULATOR_")
     options.add("--host", default="127.0.0.1", metavar="HOST", help="address to listen on")
     options.add(
-        "--port", type=PORT, default=8080, metavar="PORT", help="port to listen on; 0: a free one"
+        "--port", type=PORT, default=8080, metavar="PORT", help="port to listen on (1-65535)"
     )
     options.add(
         "--db",

@@ -19,8 +19,7 @@ WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 @dataclass(frozen=True)
 class Listening:
-    """Where the server listens: the host it was given and the port it really bound (the one
-    the system chose for `--port 0`)."""
+    """Where the server listens: the host it was given and the port it really bound."""
 
     host: str
     port: int

@@ -212,26 +212,6 @@ def test_the_greeting_says_where_everything_is_and_it_is_true(served: Served) ->
     assert "no live links were made in memory, so none are lost" in served.farewell()
 
 
-def test_port_0_greets_with_the_port_it_bound() -> None:
-    process = subprocess.Popen(
-        [*SERVE, "--port", "0", "--log-level", "warning"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    served = Served(process, "")
-    try:
-        api = _line(served.greeting(), "API").split()[0]
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", api), api
-        assert not api.endswith(":0")
-        assert httpx.get(f"{api}/_emulator/health", timeout=5.0).json() == {"status": "ok"}
-    finally:
-        served.stop()
-        assert process.stderr is not None
-        process.stderr.close()
-
-
 def test_serve_stops_on_sigterm(served: Served) -> None:
     code = served.stop()
     assert code in (0, -signal.SIGTERM), code

@@ -690,9 +690,10 @@ def test_malformed_fixtures_are_one_line(tmp_path: Path) -> None:
 
 
 def test_a_port_out_of_range_is_one_line() -> None:
-    """As found: `--port 99999` listened on a random port. (`--port 0` asks for a free port on
-    purpose, and the greeting names it.)"""
+    """As found: `--port 99999` listened on a random port. Port 0 (any free port) is refused too:
+    a user must know where the emulator listens."""
     assert "99999" in _start_error(["serve", "--port", "99999"])
+    assert "0" in _start_error(["serve", "--port", "0"])
     assert "70000" in _start_error(["serve"], {"EMULATOR_PORT": "70000"})
     assert "EMULATOR_PORT" in _start_error(["serve"], {"EMULATOR_PORT": "eighty"})
 
