@@ -33,7 +33,9 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 CONTROL_PREFIX = "/_emulator"
 UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
 # Methods a browser sends without a preflight: the only ones a page elsewhere could use blind.
-_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The one state-changing method a page elsewhere can send without a preflight (a form, a "simple"
+# fetch); DELETE and the others are always preflighted, and a preflight here is refused.
+_UNPREFLIGHTED_WRITES = ("POST",)
 
 
 def _request_id(scope: Scope) -> str:
@@ -95,7 +97,7 @@ class GuardedCorsMiddleware(CORSMiddleware):
 
     A control request is refused unless its `Host` is one HostPolicy allows (DNS rebinding), any
     `Origin` it carries is the emulator's own, it is no preflight, and, when it can change state,
-    its body is declared JSON: a page elsewhere can send a form or a "simple" request without a
+    a POST declares its body JSON: a page elsewhere can send a form or a "simple" request without a
     preflight, but never one with `Content-Type: application/json`."""
 
     def __init__(self, app: ASGIApp, *, allowed_hosts: tuple[str, ...] = (), **cors: Any) -> None:
@@ -135,7 +137,7 @@ class GuardedCorsMiddleware(CORSMiddleware):
         method = scope["method"]
         if method == "OPTIONS" and "access-control-request-method" in headers:
             return errors.cross_origin_refused(origin or "null")
-        if method not in _SAFE_METHODS and not is_json_media(headers.get("content-type", "")):
+        if method in _UNPREFLIGHTED_WRITES and not is_json_media(headers.get("content-type", "")):
             return errors.unsupported_media_type(headers.get("content-type", ""))
         return None
 
