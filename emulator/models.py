@@ -137,6 +137,25 @@ class Analytics:
 
 
 @dataclass(frozen=True)
+class Verbatim:
+    """Values recorded from the real API (by `8here-emulator snapshot`) where the emulator would
+    derive others: a short URL on another host, a QR code encoded differently, `clicks` or
+    `hasVisits` that disagree with the analytics. The emulator serves them as they are.
+
+    A QR code stands for the URL it encodes, so a verbatim `qr_code_base64` comes with the
+    verbatim `short_url` it was recorded with."""
+
+    short_url: str | None = None
+    qr_code_base64: str | None = None
+    clicks: int | None = None
+    has_visits: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.qr_code_base64 is not None and self.short_url is None:
+            raise ValueError("a verbatim qrCodeBase64 needs the shortUrl it encodes")
+
+
+@dataclass(frozen=True)
 class Link:
     id: str
     title: str
@@ -145,13 +164,20 @@ class Link:
     created_at: datetime
     updated_at: datetime
     analytics: Analytics = Analytics()
+    verbatim: Verbatim | None = None
 
     @property
     def clicks(self) -> int:
+        verbatim = self.verbatim
+        if verbatim is not None and verbatim.clicks is not None:
+            return verbatim.clicks
         return self.analytics.total_clicks
 
     @property
     def has_visits(self) -> bool:
+        verbatim = self.verbatim
+        if verbatim is not None and verbatim.has_visits is not None:
+            return verbatim.has_visits
         return self.analytics.total_clicks > 0
 
 

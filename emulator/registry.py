@@ -26,7 +26,8 @@ class WorkspaceDefaults:
 
 
 class FixtureError(ValueError):
-    """The applications fixtures file is not what the emulator can load."""
+    """A fixtures file (applications or sample set) is not what the emulator can load; the
+    one-line message names the file and the problem."""
 
 
 class Registry:
@@ -43,27 +44,18 @@ class Registry:
 
     @classmethod
     def from_file(cls, path: Path) -> Registry:
+        """The registry of an applications file; a `FixtureError` names the file, the place and
+        the problem (`applications[2].environment: ...`)."""
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            defaults = WorkspaceDefaults(**_snake(raw.get("defaults", {})))
-            workspaces = [Workspace(**_snake(item)) for item in raw["workspaces"]]
-            applications = [Application(**_snake(item)) for item in raw["applications"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise FixtureError(f"cannot load applications from {path}: {exc}") from exc
-        known = {workspace.id for workspace in workspaces}
-        for app in applications:
-            try:
-                check_application(app)
-            except ApiError as exc:
-                raise FixtureError(
-                    f"{path}: application {app.client_id!r}: {exc.message}"
-                ) from None
-            if app.workspace_id not in known:
-                raise FixtureError(
-                    f"{path}: application {app.client_id!r} names workspace "
-                    f"{app.workspace_id!r}, which the file does not define"
-                )
-        return cls(workspaces, applications, defaults)
+        except OSError as exc:
+            raise FixtureError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except ValueError as exc:  # not UTF-8, or not JSON
+            raise FixtureError(f"{path}: not valid JSON ({exc})") from None
+        try:
+            return cls(*_read_applications(raw))
+        except ValueError as exc:
+            raise FixtureError(f"{path}: {exc}") from None
 
     def application(self, client_id: str) -> Application | None:
         return self._applications.get(client_id)
@@ -108,6 +100,91 @@ def workspace_for_environment(environment: Environment, workspace_id: str) -> st
     return SANDBOX_WORKSPACE_ID if environment == "sandbox" else workspace_id
 
 
+def _read_applications(
+    raw: object,
+) -> tuple[list[Workspace], list[Application], WorkspaceDefaults]:
+    if not isinstance(raw, dict):
+        raise ValueError('expected a JSON object with "workspaces" and "applications"')
+    defaults = WorkspaceDefaults(**_checked(raw.get("defaults", {}), "defaults", _DEFAULTS))
+    lists = {}
+    for key in ("workspaces", "applications"):
+        if not isinstance(raw.get(key), list):
+            raise ValueError(f'"{key}" must be a list')
+        lists[key] = raw[key]
+    workspaces = [
+        Workspace(**_checked(item, f"workspaces[{i}]", _WORKSPACE))
+        for i, item in enumerate(lists["workspaces"])
+    ]
+    applications = [
+        Application(**_checked(item, f"applications[{i}]", _APPLICATION))
+        for i, item in enumerate(lists["applications"])
+    ]
+    known = {workspace.id for workspace in workspaces}
+    for i, application in enumerate(applications):
+        where = f"applications[{i}]: application {application.client_id!r}"
+        try:
+            check_application(application)
+        except ApiError as exc:
+            raise ValueError(f"{where}: {exc.message}") from None
+        if application.workspace_id not in known:
+            raise ValueError(
+                f"{where} names workspace {application.workspace_id!r}, "
+                "which the file does not define"
+            )
+    return workspaces, applications, defaults
+
+
+# Each fixtures field: its type (or the strings it may be), and whether it is required.
+_DEFAULTS: dict[str, tuple[Any, bool]] = {
+    "rate_limit_per_minute": (int, False),
+    "link_quota": (int, False),
+}
+_WORKSPACE: dict[str, tuple[Any, bool]] = {
+    "id": (str, True),
+    "kind": (("sandbox", "personal", "company"), True),
+    "api_access": (bool, False),
+    "rate_limit_per_minute": (int, False),
+    "link_quota": (int, False),
+}
+_APPLICATION: dict[str, tuple[Any, bool]] = {
+    "client_id": (str, True),
+    "client_secret": (str, True),
+    "environment": (("sandbox", "live"), True),
+    "workspace_id": (str, True),
+    "name": (str, False),
+    "rate_limit_per_minute": (int | None, False),
+}
+
+
+def _checked(item: object, where: str, spec: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
+    """`item`'s fields in snake case, each of the type `spec` gives; ValueError names the first
+    that is missing, unknown or of another type."""
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected an object")
+    fields = _snake(item)
+    camel = {snake: camel for camel, snake in _RENAMES.items()}
+    for name, (_, required) in spec.items():
+        if required and name not in fields:
+            raise ValueError(f"{where}: no {camel.get(name, name)!r}")
+    for name, value in fields.items():
+        here = f"{where}.{camel.get(name, name)}"
+        if name not in spec:
+            raise ValueError(f"{where}: unknown key {camel.get(name, name)!r}")
+        kind = spec[name][0]
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise ValueError(f"{here}: {value!r} is not one of {', '.join(kind)}")
+        elif value is None and kind == int | None:
+            continue
+        elif kind in (int, int | None):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{here}: expected a whole number >= 0, got {value!r}")
+        elif not isinstance(value, kind):
+            raise ValueError(f"{here}: expected a {_KIND_NAMES[kind]}, got {value!r}")
+    return fields
+
+
+_KIND_NAMES = {str: "string", bool: "boolean (true or false)"}
 _RENAMES = {
     "clientId": "client_id",
     "clientSecret": "client_secret",

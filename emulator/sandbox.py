@@ -1,9 +1,8 @@
-"""The sandbox data: the committed sample set, and a large generated set for scale tests.
+"""A large generated sandbox set for scale tests (the committed sample set is read by
+`emulator.sample_set`, from the file `fixtures/generate_sandbox.py` writes with a seeded Faker).
 
-`load_sample_set` reads `fixtures/sandbox_links.json` (written once by
-`fixtures/generate_sandbox.py` with a seeded Faker). `generate(n, seed)` builds up to a million
-links from small word lists and integer mixing, without Faker: the same `n` and `seed` give the
-same links on every run and machine.
+`generate(n, seed)` builds up to a million links from small word lists and integer mixing,
+without Faker: the same `n` and `seed` give the same links on every run and machine.
 """
 
 from __future__ import annotations
@@ -12,62 +11,15 @@ import collections
 import dataclasses
 import gc
 import itertools
-import json
 import operator
 import random
 import sys
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from emulator.clock import parse_timestamp
 from emulator.models import Analytics, Count, Devices, Link
-
-SAMPLE_SET_VERSION = 1
-
-
-def load_sample_set(path: Path) -> tuple[Link, ...]:
-    """The links of a sample-set file, in file order."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    if document.get("version") != SAMPLE_SET_VERSION:
-        raise ValueError(f"{path}: unsupported sample set version {document.get('version')!r}")
-    return tuple(link_from_json(item) for item in document["links"])
-
-
-def link_from_json(item: Mapping[str, Any]) -> Link:
-    """A Link from its camelCase JSON form (the sample-set file, or a detail response)."""
-    return Link(
-        id=item["id"],
-        title=item["title"],
-        slug=item["slug"],
-        destination=item["destination"],
-        created_at=parse_timestamp(item["createdAt"]),
-        updated_at=parse_timestamp(item["updatedAt"]),
-        analytics=analytics_from_json(item["analytics"]),
-    )
-
-
-def analytics_from_json(item: Mapping[str, Any]) -> Analytics:
-    last = item["lastVisitedAt"]
-    devices = item["devices"]
-    return Analytics(
-        total_clicks=item["totalClicks"],
-        unique_visitors=item["uniqueVisitors"],
-        last_visited_at=None if last is None else parse_timestamp(last),
-        clicks_by_day=_counts(item["clicksByDay"], "date"),
-        top_countries=_counts(item["topCountries"], "country"),
-        top_referrers=_counts(item["topReferrers"], "referrer"),
-        devices=Devices(devices["desktop"], devices["mobile"], devices["tablet"]),
-    )
-
-
-def _counts(rows: list[Mapping[str, Any]], key: str) -> tuple[Count, ...]:
-    return tuple(Count(row[key], row["clicks"]) for row in rows)
-
-
-# --- generate(n, seed) ------------------------------------------------------------------------
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -213,8 +165,10 @@ class _Chunk:
             instants[(v & 8191) + ((v >> 13) & 8191) % (_INSTANTS - (v & 8191))] for v in high
         ]
         analytics = map(variants.__getitem__, self.analytics)
+        verbatim = itertools.repeat(None)  # generated links derive every field
         return _new_links(
-            self.stop - self.start, (ids, titles, slugs, destinations, created, updated, analytics)
+            self.stop - self.start,
+            (ids, titles, slugs, destinations, created, updated, analytics, verbatim),
         )
 
 

@@ -19,14 +19,20 @@ def short_url(base: str, slug: str) -> str:
 
 
 def link_summary(link: Link, short_base: str) -> dict[str, Any]:
-    url = short_url(short_base, link.slug)
+    verbatim = link.verbatim
+    if verbatim is None or verbatim.short_url is None:
+        url = short_url(short_base, link.slug)
+        qr_code = qr_png_base64(url)
+    else:  # recorded from the real API: served as it was
+        url = verbatim.short_url
+        qr_code = verbatim.qr_code_base64 or qr_png_base64(url)
     return {
         "id": link.id,
         "title": link.title,
         "slug": link.slug,
         "destination": link.destination,
         "shortUrl": url,
-        "qrCodeBase64": qr_png_base64(url),
+        "qrCodeBase64": qr_code,
         "clicks": link.clicks,
         "hasVisits": link.has_visits,
         "createdAt": format_timestamp(link.created_at),

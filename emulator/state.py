@@ -9,7 +9,7 @@ from emulator.faults import FaultPlan
 from emulator.journal import Journal
 from emulator.live_store import LiveStore
 from emulator.ratelimit import RateLimiter
-from emulator.registry import FixtureError, Registry
+from emulator.registry import Registry
 from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
 from emulator.store import SandboxStore
@@ -17,17 +17,15 @@ from emulator.visits import BulkVisits
 
 
 def load_sandbox(settings: Settings) -> SandboxStore:
-    from emulator import sandbox
-
     if settings.sandbox_size is not None:
+        from emulator import sandbox
+
         return SandboxStore(sandbox.generate(settings.sandbox_size))
-    path = settings.resolved_fixtures_dir / "sandbox_links.json"
-    try:
-        return SandboxStore(sandbox.load_sample_set(path))
-    except FixtureError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FixtureError(f"cannot load the sample set from {path}: {exc!r}") from exc
+    from emulator import sample_set
+
+    return SandboxStore(
+        sample_set.load_sample_set(settings.resolved_fixtures_dir / sample_set.FILE_NAME)
+    )
 
 
 class EmulatorState:

@@ -109,22 +109,25 @@ class SandboxStore:
         return array("i", sorted(self._by_id, key=primary.__getitem__))
 
     def _clicks(self) -> list[int]:
-        return self._index(
-            ("clicks",), lambda: list(map(_TOTAL_CLICKS, map(_ANALYTICS, self._links)))
-        )
+        return self._index(("clicks",), lambda: list(map(_CLICKS, self._links)))
 
     def _visited(self, key: SortKey) -> bytes:
         """1 for each link with visits, 0 for the others, in the key's ascending order."""
         order = self._order(key, None)
-        visited = self._index(
-            ("visited",), lambda: bytes(map(operator.lt, itertools.repeat(0), self._clicks()))
-        )
+        visited = self._index(("visited",), self._visited_flags)
         return self._index(("visited", key), lambda: bytes(map(visited.__getitem__, order)))
+
+    def _visited_flags(self) -> bytes:
+        links = self._links
+        if any(map(_VERBATIM, links)):  # a verbatim hasVisits may disagree with the clicks
+            return bytes(map(_HAS_VISITS, links))
+        return bytes(map(operator.lt, itertools.repeat(0), self._clicks()))
 
     def _filter(self, key: SortKey, has_visits: bool) -> array[int]:
         order, visited = self._order(key, None), self._visited(key)
-        if key == "clicks":  # the unvisited (no clicks) come first
-            unvisited = visited.count(0)
+        unvisited = visited.count(0)
+        if key == "clicks" and not visited.count(0, unvisited):
+            # The unvisited (no clicks) come first, unless a verbatim hasVisits disagrees.
             return order[unvisited:] if has_visits else order[:unvisited]
         chosen = visited if has_visits else visited.translate(_FLIP)
         return array("i", itertools.compress(order, chosen))
@@ -230,8 +233,9 @@ _SLUG = operator.attrgetter("slug")
 _DESTINATION = operator.attrgetter("destination")
 _CREATED = operator.attrgetter("created_at")
 _UPDATED = operator.attrgetter("updated_at")
-_ANALYTICS = operator.attrgetter("analytics")
-_TOTAL_CLICKS = operator.attrgetter("total_clicks")
+_CLICKS = operator.attrgetter("clicks")
+_HAS_VISITS = operator.attrgetter("has_visits")
+_VERBATIM = operator.attrgetter("verbatim")
 _FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from emulator.models import DESTINATION_MAX, DESTINATION_PATTERN, SLUG_PATTERN, TITLE_MAX, Link
-from emulator.sandbox import link_from_json
+from emulator.sample_set import link_from_json
 
 TOP_MAX = 10
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

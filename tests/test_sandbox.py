@@ -14,7 +14,8 @@ import pytest
 from invariants import assert_analytics_consistent, assert_link_valid
 
 from emulator.models import Count, Devices, Link
-from emulator.sandbox import generate, load_sample_set
+from emulator.sample_set import load_sample_set
+from emulator.sandbox import generate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SAMPLE = FIXTURES / "sandbox_links.json"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from emulator import serialize
-from emulator.sandbox import load_sample_set
+from emulator.sample_set import load_sample_set
 from emulator.settings import default_fixtures_dir
 from emulator.store import LinkQuery, SandboxStore
 

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from emulator import sandbox
 from emulator import store as store_module
 from emulator.models import Analytics, Link
+from emulator.sample_set import load_sample_set
 from emulator.settings import default_fixtures_dir
 from emulator.store import SORT_KEYS, SORT_ORDERS, LinkQuery, SandboxStore
 
-SAMPLE = sandbox.load_sample_set(default_fixtures_dir() / "sandbox_links.json")
+SAMPLE = load_sample_set(default_fixtures_dir() / "sandbox_links.json")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 # Characters whose casefold differs in length or shape, and the separators the blob must respect.
 TRICKY = [
