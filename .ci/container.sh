@@ -9,7 +9,8 @@
 # create, detail) and their answers; a non-root user; SIGTERM stops it fast (and drains a request in
 # flight); a live link survives a new container on the same /data volume; an EMULATOR_* setting;
 # the greeting and the farewell in the log; the control API refuses other origins and names but its
-# service name (EMULATOR_ALLOWED_HOSTS).
+# service name (EMULATOR_ALLOWED_HOSTS); a fixture folder (as `8here-emulator snapshot` writes)
+# served from EMULATOR_FIXTURES, and a malformed one refused at start with one line.
 #
 # Environment (all optional):
 #   CONTAINER_BASE   base image (default localhost/debian-python:bookworm, made here with
@@ -29,6 +30,7 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 RUN_ID="8here-ci-$$"
 C1="$RUN_ID-a"
 C2="$RUN_ID-b"
+C3="$RUN_ID-c"
 VOLUME="$RUN_ID-data"
 API=/api/api-applications
 # A plain interpreter for the small helpers (a pyenv shim costs ~0.4 s a call); any python3 will do.
@@ -74,7 +76,7 @@ cleanup() {
     local rc=$?
     set +e
     if [ "$rc" -ne 0 ] && command -v podman > /dev/null; then
-        for c in "$C1" "$C2"; do
+        for c in "$C1" "$C2" "$C3"; do
             if podman container exists "$c" 2> /dev/null; then
                 echo "--- last log lines of $c:" >&2
                 podman logs --tail 40 "$c" >&2 2> /dev/null
@@ -82,7 +84,7 @@ cleanup() {
         done
     fi
     if command -v podman > /dev/null; then
-        podman rm -f -t 0 "$C1" "$C2" > /dev/null 2>&1
+        podman rm -f -t 0 "$C1" "$C2" "$C3" > /dev/null 2>&1
         podman volume rm -f "$VOLUME" > /dev/null 2>&1
     fi
     [ -n "${CURL_PID:-}" ] && kill "$CURL_PID" 2> /dev/null
@@ -462,6 +464,41 @@ awk -v s="$STOP_SECONDS" 'BEGIN { exit !(s >= 0.8 && s < 5) }' ||
     fail "stop with a 1.5 s request in flight took ${STOP_SECONDS}s (expected about 1 s: drain, then exit)"
 graceful_exit "$C2"
 ok "the request in flight got 200; stop took ${STOP_SECONDS}s; exit code $EXIT_CODE (PID 1, no --init)"
+
+phase "a fixture folder from EMULATOR_FIXTURES (a snapshot), and a malformed one"
+# Three sample links in the snapshot's format, one with a short URL recorded on another host.
+FIXTURES="$WORK/fixtures"
+mkdir -p "$FIXTURES"
+cp fixtures/applications.json "$FIXTURES/"
+"$PY" - fixtures/sandbox_links.json "$FIXTURES/sandbox_links.json" << 'PY'
+import json, sys
+links = json.load(open(sys.argv[1], encoding="utf-8"))["links"][:3]
+links[0]["shortUrl"] = "https://sho.rt/" + links[0]["slug"]
+json.dump({"version": 1, "links": links}, open(sys.argv[2], "w", encoding="utf-8"), sort_keys=True)
+PY
+chmod -R a+rX "$FIXTURES"
+run_container "$C3" --init -v "$FIXTURES:/fixtures:ro" -e EMULATOR_FIXTURES=/fixtures
+wait_healthy "$C3"
+api POST "$API/token" '{"clientId": "sb_demo_client", "clientSecret": "sbs_demo_secret"}'
+expect_status 200 "token (fixture folder)"
+TOKEN=$(value 'd["accessToken"]')
+api GET "$API/public/links?limit=100&sortBy=title" "" "$TOKEN"
+expect_status 200 "list (fixture folder)"
+check 'd["pagination"]["total"] == 3' "the folder's three links are served"
+check 'any(x["shortUrl"].startswith("https://sho.rt/") for x in d["data"])' "a recorded shortUrl is served verbatim"
+ok "EMULATOR_FIXTURES=/fixtures serves the folder's 3 links, a recorded shortUrl verbatim"
+podman rm -f -t 0 "$C3" > /dev/null 2>&1
+"$PY" -c 'import sys; open(sys.argv[1], "a").write("}")' "$FIXTURES/sandbox_links.json"
+set +e
+timeout 60 podman run --rm -v "$FIXTURES:/fixtures:ro" -e EMULATOR_FIXTURES=/fixtures "$IMAGE" \
+    > "$WORK/bad.out" 2> "$WORK/bad.err"
+bad_exit=$?
+set -e
+grep -v systemd "$WORK/bad.err" > "$WORK/bad.lines" || true
+[ "$bad_exit" = 2 ] || fail "a malformed fixture folder: exit $bad_exit, expected 2: $(cat "$WORK/bad.lines")"
+[ "$(wc -l < "$WORK/bad.lines")" = 1 ] && grep -q '/fixtures/sandbox_links.json: not valid JSON' "$WORK/bad.lines" ||
+    fail "a malformed fixture folder: expected one line naming the file, got: $(cat "$WORK/bad.lines")"
+ok "a malformed fixture folder: exit 2, $(cat "$WORK/bad.lines")"
 
 phase ""
 echo "== timings"

@@ -1,4 +1,4 @@
-"""Command line: `8here-emulator serve` and `8here-emulator drift`. It only gathers options.
+"""Command line: `8here-emulator serve`, `drift` and `snapshot`. It only gathers options.
 
 Each command is a subparser whose `run` default is the function that runs it; each of its flags
 is one `EnvOptions` call (flag, default, variable and help together).
@@ -20,6 +20,8 @@ from emulator.cli_options import Bounded, EnvOptions
 from emulator.drift.command import add_parser as add_drift_parser
 from emulator.drift.command import run as run_drift
 from emulator.settings import Settings
+from emulator.snapshot.command import add_parser as add_snapshot_parser
+from emulator.snapshot.command import run as run_snapshot
 
 PACKAGE = "8here-emulator"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     add_serve_parser(commands)
     add_drift_parser(commands).set_defaults(run=run_drift)
+    add_snapshot_parser(commands).set_defaults(run=run_snapshot)
     return parser
 
 

@@ -31,6 +31,7 @@ _OPTIONS = (
     ("emulator_short_base", "EMULATOR_TEST_SHORT_BASE", "short_base", str),
     ("emulator_rate_limit", "EMULATOR_TEST_RATE_LIMIT", "rate_limit_per_minute", int),
     ("emulator_seed", "EMULATOR_TEST_SEED", "seed", int),
+    ("emulator_fixtures", "EMULATOR_TEST_FIXTURES", "fixtures_dir", Path),
 )
 _TIMINGS = pytest.StashKey[dict[str, list[Any]]]()
 _WORKER_OUTPUT = "8here_emulator_timings"
@@ -69,15 +70,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"seed of live link ids and generated slugs (default {DEFAULT_SEED}, so runs repeat); "
         "env EMULATOR_TEST_SEED",
     )
+    group.addoption(
+        "--emulator-fixtures",
+        type=Path,
+        metavar="DIR",
+        help="fixture folder to serve (applications.json, sandbox_links.json), e.g. one made by "
+        "8here-emulator snapshot (default: the shipped one); env EMULATOR_TEST_FIXTURES",
+    )
 
 
 @pytest.fixture(scope="session")
 def emulator_settings(pytestconfig: pytest.Config) -> Settings:
     """The emulator's Settings for the session, from --emulator-db, --emulator-sandbox-size,
-    --emulator-short-base, --emulator-rate-limit and --emulator-seed, or the EMULATOR_TEST_DB,
-    _SANDBOX_SIZE, _SHORT_BASE, _RATE_LIMIT and _SEED environment variables. The seed is
-    DEFAULT_SEED unless given, so live ids and generated slugs are the same on every run.
-    Override it (session-scoped) in a conftest.py:
+    --emulator-short-base, --emulator-rate-limit, --emulator-seed and --emulator-fixtures, or
+    the EMULATOR_TEST_DB, _SANDBOX_SIZE, _SHORT_BASE, _RATE_LIMIT, _SEED and _FIXTURES environment
+    variables. The seed is DEFAULT_SEED unless given, so live ids and generated slugs are the same
+    on every run. Override it (session-scoped) in a conftest.py:
     `return dataclasses.replace(emulator_settings, short_base="http://sho.rt")`.
     """
     from emulator.settings import Settings

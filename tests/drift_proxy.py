@@ -211,7 +211,9 @@ class AlteringProxy(ThreadedServer):
         ]
         # The path as it came, percent-encoding and all, so odd ids reach upstream unchanged.
         raw_path = request.scope.get("raw_path") or path.encode()
-        async with httpx.AsyncClient() as client:
+        # The upstream is a local emulator over plain HTTP; verify=False skips loading the CA
+        # bundle, which costs more (~50-90 ms) than the request itself.
+        async with httpx.AsyncClient(verify=False) as client:
             upstream = await client.request(
                 method,
                 self.upstream + raw_path.decode("latin-1"),

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.settings import Settings
+from emulator.sample_set import render_sample_set
+from emulator.settings import Settings, default_fixtures_dir
 
 pytest_plugins = ["pytester"]
 
@@ -110,6 +111,7 @@ def test_the_options_are_in_the_help(user):
             "*--emulator-sandbox-size=N*",
             "*--emulator-short-base=URL*",
             "*--emulator-rate-limit=N*",
+            "*--emulator-fixtures=DIR*",
         ]
     )
 
@@ -307,6 +309,19 @@ def test_settings_come_from_the_environment(user, tmp_path, monkeypatch):
     seen = _probe(user, tmp_path, "--emulator-short-base=http://flag.wins")
 
     assert seen == {"db": None, "size": 12, "short_base": "http://flag.wins"}
+
+
+def test_the_fixtures_option_serves_a_fixture_folder(user, tmp_path, monkeypatch):
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    shipped = default_fixtures_dir()
+    records = json.loads((shipped / "sandbox_links.json").read_text("utf-8"))["links"][:7]
+    (folder / "sandbox_links.json").write_bytes(render_sample_set(records))
+    (folder / "applications.json").write_bytes((shipped / "applications.json").read_bytes())
+
+    assert _probe(user, tmp_path, f"--emulator-fixtures={folder}")["size"] == 7
+    monkeypatch.setenv("EMULATOR_TEST_FIXTURES", str(folder))
+    assert _probe(user, tmp_path)["size"] == 7
 
 
 def test_a_conftest_overrides_the_settings(user, tmp_path):

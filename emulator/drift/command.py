@@ -6,9 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from emulator.cli_options import EnvOptions
+
+if TYPE_CHECKING:
+    from emulator.drift.pacing import Rate
 
 DEMO_CLIENT_ID = "sb_demo_client"
 DEMO_CLIENT_SECRET = "sbs_demo_secret"
@@ -128,6 +131,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def target_access(args: argparse.Namespace) -> tuple[str, str, Rate]:
+    """The credentials and the pace (`--rate-limit`) of a command that talks to a target: the
+    given client id and secret (the parser reads EIGHTHERE_CLIENT_ID/_SECRET), else the
+    emulator's demo sandbox application; `ValueError` says what is wrong."""
+    from emulator.drift.pacing import parse_rate
+
+    client_id = args.client_id or None
+    client_secret = args.client_secret or None
+    if client_id is None and client_secret is None:
+        client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    elif client_id is None or client_secret is None:
+        missing = "client id" if client_id is None else "client secret"
+        raise ValueError(
+            f"no {missing}: pass --client-id and --client-secret, or set "
+            "EIGHTHERE_CLIENT_ID and EIGHTHERE_CLIENT_SECRET"
+        )
+    try:
+        return client_id, client_secret, parse_rate(args.rate_limit)
+    except ValueError as exc:
+        raise ValueError(f"--rate-limit: {exc}") from None
+
+
+def setup_failure(exc: Exception, client_id: str) -> str:
+    """Why a run could not start, with a hint when the demo credentials were used by default."""
+    if "rejected the credentials" in str(exc) and client_id == DEMO_CLIENT_ID:
+        return f"{exc} (no credentials were given, so the emulator's demo ones were used)"
+    return str(exc)
+
+
 def _not_run(stderr: TextIO, reason: str) -> int:
     stderr.write(f"8here-emulator drift: could not run: {reason}\n")
     return EXIT_NOT_RUN
@@ -139,17 +171,10 @@ def run(
     """Run the drift check described by parsed `args`; returns the exit code."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    client_id = args.client_id or None  # the parser reads EIGHTHERE_CLIENT_ID/_SECRET
-    client_secret = args.client_secret or None
-    if client_id is None and client_secret is None:
-        client_id, client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    elif client_id is None or client_secret is None:
-        missing = "client id" if client_id is None else "client secret"
-        return _not_run(
-            err,
-            f"no {missing}: pass --client-id and --client-secret, or set "
-            "EIGHTHERE_CLIENT_ID and EIGHTHERE_CLIENT_SECRET",
-        )
+    try:
+        client_id, client_secret, rate = target_access(args)
+    except ValueError as exc:
+        return _not_run(err, str(exc))
     if args.no_conformance and args.no_differential:
         return _not_run(err, "--no-conformance and --no-differential leave nothing to run")
     if args.max_examples < 1:
@@ -163,16 +188,11 @@ def run(
             f"{exc.name} is missing; install the drift extra: pip install '8here-emulator[drift]'",
         )
     from emulator.drift.model import KnownDifferences
-    from emulator.drift.pacing import parse_rate
     from emulator.drift.report import format_for, headline, render
     from emulator.drift.runner import DriftOptions, run_drift
     from emulator.drift.transport import SetupError, TargetRateLimited
     from emulator.settings import contract_path
 
-    try:
-        rate = parse_rate(args.rate_limit)
-    except ValueError as exc:
-        return _not_run(err, f"--rate-limit: {exc}")
     try:
         known = (
             KnownDifferences.load(args.known_differences)
@@ -201,10 +221,7 @@ def run(
     try:
         result = run_drift(options)
     except SetupError as exc:
-        hint = ""
-        if "rejected the credentials" in str(exc) and client_id == DEMO_CLIENT_ID:
-            hint = " (no credentials were given, so the emulator's demo ones were used)"
-        return _not_run(err, f"{exc}{hint}")
+        return _not_run(err, setup_failure(exc, client_id))
     except TargetRateLimited as exc:
         return _not_run(err, str(exc))
     for path in args.report:

@@ -138,8 +138,10 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         log_every: int = 10,
         log_seconds: float = 15.0,
+        label: str = "drift",
     ) -> None:
         self._stream = stream
+        self._label = label
         self._interval = interval
         self._clock = clock
         self._tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
@@ -171,7 +173,7 @@ class Progress:
             return
         if self._tty:
             self._stream.write("\r\033[K")
-        self._stream.write(f"drift: {message}\n")
+        self._stream.write(f"{self._label}: {message}\n")
         self._stream.flush()
 
     def time_left(self) -> float:
@@ -185,8 +187,8 @@ class Progress:
         percent = 100 * self.sent // self.planned if self.planned else 100
         phase = f"{self.phase}: " if self.phase else ""
         return (
-            f"drift: {phase}{self.sent}/{self.planned} requests to the target ({percent}%), "
-            f"about {format_duration(self.time_left())} left"
+            f"{self._label}: {phase}{self.sent}/{self.planned} requests to the target "
+            f"({percent}%), about {format_duration(self.time_left())} left"
         )
 
     def finish(self) -> None:
@@ -195,7 +197,9 @@ class Progress:
         elapsed = format_duration(self._clock() - self._started)
         if self._tty:
             self._stream.write("\r\033[K")
-        self._stream.write(f"drift: done, {self.sent} requests to the target in {elapsed}\n")
+        self._stream.write(
+            f"{self._label}: done, {self.sent} requests to the target in {elapsed}\n"
+        )
         self._stream.flush()
 
     def _emit(self, *, force: bool) -> None:

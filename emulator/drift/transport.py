@@ -34,6 +34,10 @@ class TargetRateLimited(Exception):
     """The target asks to wait longer than the drift check will."""
 
 
+class RequestBudgetSpent(Exception):
+    """The session has sent as many requests as it was allowed (`max_requests`)."""
+
+
 @dataclass(frozen=True)
 class SafetyPolicy:
     """What may be sent: token exchanges and reads always; creates only when `allow_create`.
@@ -73,12 +77,14 @@ class PacedSession(requests.Session):
         progress: Progress | None = None,
         *,
         timeout: float = 30.0,
+        max_requests: int | None = None,
     ) -> None:
         super().__init__()
         self.pacer = pacer
         self.policy = policy
         self.progress = progress
         self.timeout = timeout
+        self.max_requests = max_requests
         self.sent = 0
         self.last_sent_at = 0.0
         self.last_received_at = 0.0
@@ -89,6 +95,8 @@ class PacedSession(requests.Session):
             kwargs["timeout"] = self.timeout
         attempt = 0
         while True:
+            if self.max_requests is not None and self.sent >= self.max_requests:
+                raise RequestBudgetSpent(f"{self.sent} requests sent, the most allowed")
             self.pacer.wait()
             self.last_sent_at = time.time()
             response = super().send(request, **kwargs)
