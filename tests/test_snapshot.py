@@ -501,6 +501,23 @@ def test_a_listed_link_whose_detail_is_gone_is_left_out_with_a_warning(
     assert _manifest(out)["counts"]["missing"] == 1
 
 
+def test_a_link_listed_otherwise_than_its_detail_is_a_warning(
+    small: str, small_set: Path, tmp_path: Path
+) -> None:
+    def change(exchange: Exchange) -> None:
+        if exchange.path == LINKS_PATH:
+            exchange.body["data"][1]["title"] = "Listed title"
+
+    out = tmp_path / "set"
+    with AlteringProxy(small, Alteration("list differs", response=change)) as proxy:
+        outcome = snapshot(proxy.url, out)
+    assert outcome.code == 0, outcome.stdout + outcome.stderr
+    warning = "1 link listed with other values than their detail (the set keeps the detail's): "
+    assert f"snapshot: warning: {warning}lnk_" in outcome.stdout
+    assert outcome.stdout.count("(title)") == 1
+    assert _same_set(out, small_set)
+
+
 # -- refusals --------------------------------------------------------------------------------------
 
 

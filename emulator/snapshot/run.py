@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
@@ -32,6 +32,7 @@ from emulator.drift.transport import (
 from emulator.registry import FixtureError, Registry
 from emulator.sample_set import FILE_NAME as LINKS_FILE
 from emulator.sample_set import (
+    VERBATIM_KEYS,
     InvalidRecord,
     link_from_json,
     links_from_document,
@@ -42,7 +43,6 @@ from emulator.settings import Settings, default_fixtures_dir
 from emulator.snapshot.records import (
     Mismatch,
     ShapeChecker,
-    derived_differences,
     record_from_detail,
     summary_differences,
 )
@@ -136,14 +136,6 @@ class Plan:
         )
 
 
-@dataclass
-class Tally:
-    """What this run found, for the summary and the manifest."""
-
-    verbatim: dict[str, int] = field(default_factory=dict)
-    listed_differences: list[str] = field(default_factory=list)
-
-
 class Snapshot:
     def __init__(self, options: SnapshotOptions) -> None:
         self.options = options
@@ -168,7 +160,6 @@ class Snapshot:
         contract = Contract.load(options.contract_path)
         self.page_shape = ShapeChecker(contract, _schema(contract, "listLinks"))
         self.detail_shape = ShapeChecker(contract, _schema(contract, "getLink"))
-        self.tally = Tally()
         self.state: State | None = None
         self._pending_pages: dict[int, Any] = {}  # fetched, not yet written
         self._written = False  # the work folder holds this run's state
@@ -357,14 +348,12 @@ class Snapshot:
             raise ShapeMismatch(_shape_message(where, mismatch))
         if detail["id"] != link_id:
             raise ShapeMismatch(f"{where} answered the link {detail['id']!r}")
-        short_base = self.options.short_base
-        for key in derived_differences(detail, short_base):
-            self.tally.verbatim[key] = self.tally.verbatim.get(key, 0) + 1
         listed = self._listed.get(link_id)
         differing = summary_differences(listed, detail) if listed is not None else []
         if differing:
-            self.tally.listed_differences.append(f"{link_id} ({', '.join(differing)})")
-        record = record_from_detail(detail, short_base)
+            assert self.state is not None
+            self.state.listed_differences.append(f"{link_id} ({', '.join(differing)})")
+        record = record_from_detail(detail, self.options.short_base)
         try:
             link_from_json(record, "$")
         except InvalidRecord as exc:
@@ -446,16 +435,37 @@ class Snapshot:
         except InvalidRecord as exc:
             raise ShapeMismatch(f"the saved links cannot be served: {exc}") from None
         links_bytes = render_sample_set(records)
+        verbatim = {key: sum(key in record for record in records) for key in VERBATIM_KEYS}
         files: dict[str, bytes] = {}
         kept_applications = (out / APPLICATIONS_FILE).is_file()
-        applications_path = out / APPLICATIONS_FILE
-        if not kept_applications:
-            files[APPLICATIONS_FILE] = (default_fixtures_dir() / APPLICATIONS_FILE).read_bytes()
-            applications_path = default_fixtures_dir() / APPLICATIONS_FILE
+        if kept_applications:
+            applications = (out / APPLICATIONS_FILE).read_bytes()
+        else:
+            applications = (default_fixtures_dir() / APPLICATIONS_FILE).read_bytes()
+            files[APPLICATIONS_FILE] = applications
         files[LINKS_FILE] = links_bytes
         self._count_requests(state)
-        manifest = self._manifest(state, links_bytes, applications_path.read_bytes(), len(records))
-        manifest["applications"] = "kept" if kept_applications else "default"
+        manifest = {
+            "target": state.target,
+            "environment": self.target.environment,
+            "startedAt": state.started_at,
+            "finishedAt": format_timestamp(Clock().now()),
+            "contractSha256": self.contract_sha256,
+            "tool": f"8here-emulator {_version()}",
+            "applications": "kept" if kept_applications else "default",
+            "counts": {
+                "links": len(records),
+                "missing": len(state.missing),
+                "pages": len(state.page_offsets),
+                "requests": state.requests,
+                "verbatim": verbatim,
+            },
+            "files": {
+                APPLICATIONS_FILE: sha256_of(applications),
+                LINKS_FILE: sha256_of(links_bytes),
+            },
+            "warnings": _all_warnings(state),
+        }
         files[MANIFEST_FILE] = json_bytes(manifest, for_people=True)
 
         def check(staging: Path) -> None:
@@ -471,63 +481,27 @@ class Snapshot:
             self.work.save_state(state)
             raise Stopped(f"the new set would not serve: {exc}") from None
         self.work.remove()
-        self._summary(state, len(records), links_bytes, kept_applications)
+        self._summary(manifest, links_bytes)
 
-    def _manifest(
-        self, state: State, links_bytes: bytes, applications: bytes, count: int
-    ) -> dict[str, Any]:
-        return {
-            "target": state.target,
-            "environment": self.target.environment,
-            "startedAt": state.started_at,
-            "finishedAt": format_timestamp(Clock().now()),
-            "contractSha256": self.contract_sha256,
-            "tool": f"8here-emulator {_version()}",
-            "counts": {
-                "links": count,
-                "missing": len(state.missing),
-                "pages": len(state.page_offsets),
-                "requests": state.requests,
-                "verbatim": {key: self.tally.verbatim.get(key, 0) for key in sorted(_VERBATIM)},
-            },
-            "files": {
-                APPLICATIONS_FILE: sha256_of(applications),
-                LINKS_FILE: sha256_of(links_bytes),
-            },
-            "warnings": self._all_warnings(state),
-        }
-
-    def _all_warnings(self, state: State) -> list[str]:
-        warnings = list(state.warnings)
-        differences = self.tally.listed_differences
-        if differences:
-            shown = "; ".join(differences[:_MAX_LISTED_WARNINGS])
-            more = len(differences) - _MAX_LISTED_WARNINGS
-            tail = f"; and {more} more" if more > 0 else ""
-            warnings.append(
-                f"{_count(len(differences), 'link')} listed with other values than their "
-                f"detail (the set keeps the detail's): {shown}{tail}"
-            )
-        return warnings
-
-    def _summary(self, state: State, count: int, links_bytes: bytes, kept: bool) -> None:
+    def _summary(self, manifest: Mapping[str, Any], links_bytes: bytes) -> None:
         out = self.options.out
+        counts = manifest["counts"]
         self.progress.finish()
         self._say(
-            f"saved {_count(count, 'link')} to {out / LINKS_FILE} "
+            f"saved {_count(counts['links'], 'link')} to {out / LINKS_FILE} "
             f"(sha256 {sha256_of(links_bytes)[:12]}), "
-            f"{'kept' if kept else 'wrote the default'} {out / APPLICATIONS_FILE}, "
-            f"and {out / MANIFEST_FILE}; {state.requests} requests in all"
+            f"{'kept' if manifest['applications'] == 'kept' else 'wrote the default'} "
+            f"{out / APPLICATIONS_FILE}, and {out / MANIFEST_FILE}; "
+            f"{counts['requests']} requests in all"
         )
-        for key in sorted(_VERBATIM):
-            times = self.tally.verbatim.get(key, 0)
+        for key, why in _VERBATIM.items():
+            times = counts["verbatim"][key]
             if times:
                 self._say(
-                    f"{key} kept verbatim for {_count(times, 'link')}: {_VERBATIM[key]}; "
+                    f"{key} kept verbatim for {_count(times, 'link')}: {why}; "
                     "the emulator serves the target's value"
                 )
-        warnings = self._all_warnings(state)
-        for warning in warnings:
+        for warning in manifest["warnings"]:
             self._say(f"warning: {warning}")
         self._say(f"serve it with: 8here-emulator serve --fixtures {out}")
 
@@ -548,6 +522,21 @@ _VERBATIM = {
     "clicks": "clicks other than the analytics' totalClicks",
     "hasVisits": "hasVisits other than totalClicks > 0",
 }
+
+
+def _all_warnings(state: State) -> list[str]:
+    """The run's warnings, and the links listed otherwise than their detail, in one line."""
+    warnings = list(state.warnings)
+    differences = state.listed_differences
+    if differences:
+        shown = "; ".join(differences[:_MAX_LISTED_WARNINGS])
+        more = len(differences) - _MAX_LISTED_WARNINGS
+        tail = f"; and {more} more" if more > 0 else ""
+        warnings.append(
+            f"{_count(len(differences), 'link')} listed with other values than their "
+            f"detail (the set keeps the detail's): {shown}{tail}"
+        )
+    return warnings
 
 
 def _schema(contract: Contract, operation_id: str) -> Mapping[str, Any]:

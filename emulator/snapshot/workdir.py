@@ -88,6 +88,7 @@ class State:
     missing: list[str] = field(default_factory=list)
     requests: int = 0
     warnings: list[str] = field(default_factory=list)
+    listed_differences: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class State:
             "missing": self.missing,
             "requests": self.requests,
             "warnings": self.warnings,
+            "listedDifferences": self.listed_differences,
         }
 
     @classmethod
@@ -123,6 +125,7 @@ class State:
             missing=[str(link_id) for link_id in raw["missing"]],
             requests=int(raw["requests"]),
             warnings=[str(warning) for warning in raw["warnings"]],
+            listed_differences=[str(link) for link in raw["listedDifferences"]],
         )
 
 
