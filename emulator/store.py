@@ -109,7 +109,16 @@ class SandboxStore:
         return array("i", sorted(self._by_id, key=primary.__getitem__))
 
     def _clicks(self) -> list[int]:
-        return self._index(("clicks",), lambda: list(map(_CLICKS, self._links)))
+        """Each link's `clicks`: its analytics' total, or the verbatim value it was given."""
+
+        def build() -> list[int]:
+            links = self._links
+            clicks = list(map(_TOTAL_CLICKS, map(_ANALYTICS, links)))
+            for at in self._verbatim():
+                clicks[at] = links[at].clicks
+            return clicks
+
+        return self._index(("clicks",), build)
 
     def _visited(self, key: SortKey) -> bytes:
         """1 for each link with visits, 0 for the others, in the key's ascending order."""
@@ -119,9 +128,19 @@ class SandboxStore:
 
     def _visited_flags(self) -> bytes:
         links = self._links
-        if any(map(_VERBATIM, links)):  # a verbatim hasVisits may disagree with the clicks
-            return bytes(map(_HAS_VISITS, links))
-        return bytes(map(operator.lt, itertools.repeat(0), self._clicks()))
+        flags = bytearray(map(operator.lt, itertools.repeat(0), self._clicks()))
+        for at in self._verbatim():  # a verbatim hasVisits may disagree with the clicks
+            flags[at] = links[at].has_visits
+        return bytes(flags)
+
+    def _verbatim(self) -> list[int]:
+        """Where the links with verbatim values are (a snapshot's; none in a generated set)."""
+        links = self._links
+
+        def build() -> list[int]:
+            return list(itertools.compress(range(len(links)), map(_VERBATIM, links)))
+
+        return self._index(("verbatim",), build)
 
     def _filter(self, key: SortKey, has_visits: bool) -> array[int]:
         order, visited = self._order(key, None), self._visited(key)
@@ -233,8 +252,8 @@ _SLUG = operator.attrgetter("slug")
 _DESTINATION = operator.attrgetter("destination")
 _CREATED = operator.attrgetter("created_at")
 _UPDATED = operator.attrgetter("updated_at")
-_CLICKS = operator.attrgetter("clicks")
-_HAS_VISITS = operator.attrgetter("has_visits")
+_ANALYTICS = operator.attrgetter("analytics")
+_TOTAL_CLICKS = operator.attrgetter("total_clicks")
 _VERBATIM = operator.attrgetter("verbatim")
 _FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 
