@@ -162,22 +162,18 @@ class Api:
                 return ids
 
 
-@pytest.fixture(scope="module")
-def full(source: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted snapshot of `source`."""
-    out = tmp_path_factory.mktemp("full") / "set"
+# -- done when ------------------------------------------------------------------------------------
+
+
+def test_a_snapshot_serves_the_same_bytes_as_its_source(source: str, tmp_path: Path) -> None:
+    out = tmp_path / "set"
     _clear_journal(source)
     outcome = snapshot(source, out)
     assert outcome.code == 0, outcome.stdout + outcome.stderr
     fetched = _details_fetched(source)
     assert len(fetched) == 500 and set(fetched.values()) == {1}
-    return out
+    _assert_written(out, source, links=500, requests=1 + 5 + 500 + 1)
 
-
-# -- done when ------------------------------------------------------------------------------------
-
-
-def test_a_snapshot_serves_the_same_bytes_as_its_source(source: str, full: Path) -> None:
     queries = [
         *(
             f"sortBy={key}&sortOrder={order}&limit=100"
@@ -191,7 +187,7 @@ def test_a_snapshot_serves_the_same_bytes_as_its_source(source: str, full: Path)
         "offset=137&limit=50&sortBy=updatedAt",
         "offset=480&sortOrder=asc",
     ]
-    copy = _serve(Settings(fixtures_dir=full))
+    copy = _serve(Settings(fixtures_dir=out))
     try:
         with Api(source) as original, Api(copy.url) as served:
             for query in queries:
@@ -206,28 +202,32 @@ def test_a_snapshot_serves_the_same_bytes_as_its_source(source: str, full: Path)
         copy.stop()
 
 
-def test_the_written_set_is_sorted_and_described_by_its_manifest(source: str, full: Path) -> None:
-    links_bytes = (full / "sandbox_links.json").read_bytes()
-    document = json.loads(links_bytes)
-    ids = [record["id"] for record in document["links"]]
-    assert ids == sorted(ids) and len(ids) == 500
-    assert all(list(record) == sorted(record) for record in document["links"])
-    assert (full / "applications.json").read_bytes() == APPLICATIONS.read_bytes()
-    assert sorted(path.name for path in full.iterdir()) == [
+def _assert_written(out: Path, target: str, *, links: int, requests: int) -> None:
+    """`out` holds a whole set: sorted records, the default applications, a true manifest."""
+    assert sorted(path.name for path in out.iterdir()) == [
         "applications.json",
         "manifest.json",
         "sandbox_links.json",
     ]  # no work folder, no temporary file left
-    manifest = _manifest(full)
-    assert manifest["target"] == source
+    links_bytes = (out / "sandbox_links.json").read_bytes()
+    records = json.loads(links_bytes)["links"]
+    ids = [record["id"] for record in records]
+    assert ids == sorted(ids) and len(ids) == links
+    assert all(list(record) == sorted(record) for record in records)
+    assert (out / "applications.json").read_bytes() == APPLICATIONS.read_bytes()
+    manifest = _manifest(out)
+    assert manifest["target"] == target
     assert manifest["environment"] == "sandbox"
-    assert manifest["counts"]["links"] == 500
-    assert manifest["counts"]["requests"] == 1 + 5 + 500 + 1
-    assert manifest["counts"]["verbatim"] == dict.fromkeys(
-        ("clicks", "hasVisits", "qrCodeBase64", "shortUrl"), 0
-    )
+    assert manifest["applications"] == "default"
+    assert manifest["counts"]["links"] == links
+    assert manifest["counts"]["requests"] == requests
+    verbatim = ("clicks", "hasVisits", "qrCodeBase64", "shortUrl")
+    assert manifest["counts"]["verbatim"] == dict.fromkeys(verbatim, 0)
     assert manifest["warnings"] == []
-    assert manifest["files"]["sandbox_links.json"] == hashlib.sha256(links_bytes).hexdigest()
+    assert manifest["files"] == {
+        "sandbox_links.json": hashlib.sha256(links_bytes).hexdigest(),
+        "applications.json": hashlib.sha256(APPLICATIONS.read_bytes()).hexdigest(),
+    }
     contract = (Path(__file__).parent.parent / "contract" / "openapi.yaml").read_bytes()
     assert manifest["contractSha256"] == hashlib.sha256(contract).hexdigest()
     for key in ("startedAt", "finishedAt"):
@@ -235,36 +235,33 @@ def test_the_written_set_is_sorted_and_described_by_its_manifest(source: str, fu
 
 
 def test_a_stopped_snapshot_resumes_without_fetching_a_saved_link_again(
-    source: str, full: Path, tmp_path: Path
+    small: str, small_set: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "set"
-    _clear_journal(source)
+    _clear_journal(small)
 
-    stopped = snapshot(source, out, "--max-requests", "150")
+    stopped = snapshot(small, out, "--max-requests", "30")
 
     assert stopped.code == 2, stopped.stdout + stopped.stderr
     message = stopped.stderr.strip().splitlines()[-1]
-    assert "stopped after 150 requests (--max-requests)" in message
-    assert "144 of 500 links saved" in message and "--resume" in message
+    assert "stopped after 30 requests (--max-requests)" in message
+    assert "28 of 60 links saved" in message and "--resume" in message
     assert not (out / "sandbox_links.json").exists()
-    again = snapshot(source, out)  # without --resume: refused, nothing fetched
+    again = snapshot(small, out)  # without --resume: refused, nothing fetched
     assert again.code == 2 and "add --resume" in again.stderr
 
-    resumed = snapshot(source, out, "--resume")
+    resumed = snapshot(small, out, "--resume")
 
     assert resumed.code == 0, resumed.stdout + resumed.stderr
-    assert "resuming: 144 links saved before" in resumed.stdout
-    fetched = _details_fetched(source)
-    assert len(fetched) == 500
+    assert "resuming: 28 links saved before" in resumed.stdout
+    fetched = _details_fetched(small)
+    assert len(fetched) == 60
     assert max(fetched.values()) == 1, [i for i, n in fetched.items() if n > 1][:5]
+    # 30, then a token, the first page, 32 details and a second look at the first page.
+    _assert_written(out, small, links=60, requests=30 + 1 + 1 + 32 + 1)
     for name in ("sandbox_links.json", "applications.json"):
-        assert (out / name).read_bytes() == (full / name).read_bytes(), name
-    ours, theirs = _manifest(out), _manifest(full)
-    assert ours["files"] == theirs["files"]
-    assert ours["counts"]["links"] == 500 and ours["warnings"] == []
-    # 150, then a token, the first page, 356 details and a second look at the first page.
-    assert ours["counts"]["requests"] == 150 + 1 + 1 + 356 + 1
-    assert not (out / ".snapshot").exists()
+        assert (out / name).read_bytes() == (small_set / name).read_bytes(), name
+    assert _manifest(out)["files"] == _manifest(small_set)["files"]
 
 
 def test_a_renamed_field_stops_the_snapshot_before_anything_is_written(
@@ -558,12 +555,13 @@ def test_a_target_that_cannot_be_reached_or_rejects_the_credentials(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_resume_refuses_another_target(small: str, source: str, tmp_path: Path) -> None:
+def test_resume_refuses_another_target(small: str, tmp_path: Path) -> None:
     out = tmp_path / "set"
     assert snapshot(small, out, "--max-requests", "5").code == 2
-    other = snapshot(source, out, "--resume")
+    elsewhere = f"http://127.0.0.1:{_free_port()}"
+    other = snapshot(elsewhere, out, "--resume")
     assert other.code == 2
-    assert f"the unfinished snapshot in {out} is of {small}, not {source}" in other.stderr
+    assert f"the unfinished snapshot in {out} is of {small}, not {elsewhere}" in other.stderr
 
 
 # -- serving a snapshot ---------------------------------------------------------------------------
