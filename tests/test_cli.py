@@ -332,7 +332,7 @@ def test_no_command_prints_the_help_and_exits_2() -> None:
     result = _cli()
     assert result.returncode == 2
     assert result.stdout.startswith("usage: 8here-emulator")
-    for command in ("serve", "drift"):
+    for command in ("serve", "drift", "snapshot"):
         assert re.search(rf"^\s+{command}\s+\w", result.stdout, re.MULTILINE), result.stdout
 
 

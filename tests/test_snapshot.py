@@ -572,7 +572,7 @@ def test_serve_takes_a_snapshot_from_emulator_fixtures(small: str, small_set: Pa
     port = _free_port()
     process = subprocess.Popen(
         [*SERVE, "--port", str(port), "--log-level", "warning"],
-        env={**_env(), "EMULATOR_FIXTURES": str(small_set)},
+        env=_env(EMULATOR_FIXTURES=str(small_set)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -597,7 +597,7 @@ def test_serve_refuses_a_malformed_snapshot_with_one_line(small_set: Path, tmp_p
     (folder / "sandbox_links.json").write_text(json.dumps(document), "utf-8")
     result = subprocess.run(
         [*SERVE, "--port", str(_free_port())],
-        env={**_env(), "EMULATOR_FIXTURES": str(folder)},
+        env=_env(EMULATOR_FIXTURES=str(folder)),
         capture_output=True,
         text=True,
         timeout=30,
