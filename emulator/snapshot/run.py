@@ -429,6 +429,7 @@ class Snapshot:
 
     def _finish(self, state: State) -> None:
         out = self.options.out
+        out.mkdir(parents=True, exist_ok=True)  # not made yet when there was no link to save
         records = list(self.work.links(state.saved)) if state.saved else []
         try:
             links_from_document({"version": 1, "links": records})
