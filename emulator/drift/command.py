@@ -48,24 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     options = EnvOptions(parser, prefix="EMULATOR_DRIFT_")
-    options.add(
-        "--base-url", required=True, metavar="URL", help="the target, e.g. https://8here.in"
-    )
-    options.add(
-        "--client-id",
-        env="EIGHTHERE_CLIENT_ID",
-        metavar="ID",
-        shown="the emulator's demo sandbox app",
-        help="the target application's client id",
-    )
-    options.add(
-        "--client-secret",
-        env="EIGHTHERE_CLIENT_SECRET",
-        metavar="SECRET",
-        secret=True,
-        shown="the emulator's demo sandbox app",
-        help="the target application's client secret",
-    )
+    add_target_options(options)
     options.add(
         "--emulator-url",
         metavar="URL",
@@ -129,6 +112,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     options.flag("--quiet", help="no progress on stderr")
     return parser
+
+
+def add_target_options(options: EnvOptions) -> None:
+    """--base-url, --client-id and --client-secret: the options of a command that talks to a
+    target (read back by `target_access`, with --rate-limit)."""
+    options.add(
+        "--base-url", required=True, metavar="URL", help="the target, e.g. https://8here.in"
+    )
+    options.add(
+        "--client-id",
+        env="EIGHTHERE_CLIENT_ID",
+        metavar="ID",
+        shown="the emulator's demo sandbox app",
+        help="the target application's client id",
+    )
+    options.add(
+        "--client-secret",
+        env="EIGHTHERE_CLIENT_SECRET",
+        metavar="SECRET",
+        secret=True,
+        shown="the emulator's demo sandbox app",
+        help="the target application's client secret",
+    )
 
 
 def target_access(args: argparse.Namespace) -> tuple[str, str, Rate]:

@@ -32,6 +32,7 @@ Only token exchanges and reads are sent.
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `snapshot` command to the CLI's subparsers."""
     from emulator.cli_options import EnvOptions
+    from emulator.drift.command import add_target_options
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "snapshot",
@@ -41,30 +42,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     options = EnvOptions(parser, prefix="EMULATOR_SNAPSHOT_")
-    options.add(
-        "--base-url", required=True, metavar="URL", help="the target, e.g. https://8here.in"
-    )
+    add_target_options(options)
     options.add(
         "--out",
         required=True,
         type=Path,
         metavar="DIR",
         help="the fixture folder to write (made if missing)",
-    )
-    options.add(
-        "--client-id",
-        env="EIGHTHERE_CLIENT_ID",
-        metavar="ID",
-        shown="the emulator's demo sandbox app",
-        help="the target application's client id",
-    )
-    options.add(
-        "--client-secret",
-        env="EIGHTHERE_CLIENT_SECRET",
-        metavar="SECRET",
-        secret=True,
-        shown="the emulator's demo sandbox app",
-        help="the target application's client secret",
     )
     options.add(
         "--rate-limit",
