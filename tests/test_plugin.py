@@ -84,20 +84,23 @@ def test_a_pytest_run_that_uses_no_fixture_loads_nothing_heavy(user):
 def test_the_fixtures_are_listed_with_their_docs(user):
     result = _run(user, "--fixtures")
 
-    result.stdout.fnmatch_lines(
+    # Each fixture with its doc; pytest lists them in the order of their "file:line" text, which
+    # moves whenever the plugin's lines do, so each is looked for on its own.
+    for lines in (
+        ["*fixtures defined from emulator.pytest_plugin*"],
+        ["emulator -- *pytest_plugin.py*", "*The session's emulator, reset for this test*"],
+        ["emulator_app -- *pytest_plugin.py*", "*An in-process emulator with no socket at all*"],
         [
-            "*fixtures defined from emulator.pytest_plugin*",
-            "emulator -- *pytest_plugin.py*",
-            "*The session's emulator, reset for this test*",
-            "emulator_app -- *pytest_plugin.py*",
-            "*An in-process emulator with no socket at all*",
             "emulator_settings [[]session scope[]] -- *pytest_plugin.py*",
             "*The emulator's Settings for the session, from --emulator-db*",
             "*conftest.py*",
+        ],
+        [
             "emulator_server [[]session scope[]] -- *pytest_plugin.py*",
             "*uvicorn in a background thread on a free port*",
-        ]
-    )
+        ],
+    ):
+        result.stdout.fnmatch_lines(lines)
     assert "_emulator_asgi" not in result.stdout.str()
 
 

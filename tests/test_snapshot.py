@@ -116,7 +116,8 @@ def _journal(url: str) -> list[dict[str, Any]]:
 
 
 def _clear_journal(url: str) -> None:
-    assert httpx.delete(f"{url}/_emulator/requests", timeout=10).status_code in (200, 204)
+    response = httpx.delete(f"{url}/_emulator/requests", timeout=10)
+    assert response.status_code in (200, 204), response.text
 
 
 def _details_fetched(url: str) -> Counter[str]:
