@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cached_property
 
 from starlette.applications import Starlette
@@ -79,6 +82,18 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _lifespan(state: EmulatorState) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.settings.warm_up:
+            threading.Thread(
+                target=state.warm_up, name="8here-emulator-warm-up", daemon=True
+            ).start()
+        yield
+
+    return lifespan
+
+
 def create_app(
     settings: Settings | None = None, *, sandbox: SandboxStore | None = None
 ) -> Starlette:
@@ -112,6 +127,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
+        lifespan=_lifespan(state),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

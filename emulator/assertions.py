@@ -70,8 +70,13 @@ class JournalRecord:
         )
 
     @property
-    def params(self) -> dict[str, str]:
-        return dict(parse_qsl(self.query, keep_blank_values=True))
+    def params(self) -> dict[str, Any]:
+        """The query's parameters, typed as the contract gives them (`limit` and `offset`
+        integers, `hasVisits` a boolean) where the value is one; other values as sent."""
+        return {
+            name: _typed(name, value)
+            for name, value in parse_qsl(self.query, keep_blank_values=True)
+        }
 
     @property
     def is_token_exchange(self) -> bool:
@@ -101,6 +106,19 @@ def _json_body(entry: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError:  # truncated or not JSON
         return {}
     return body if isinstance(body, dict) else {}
+
+
+# The list parameters that the contract types as other than strings.
+PARAMETER_TYPES: dict[str, type] = {"limit": int, "offset": int, "hasVisits": bool}
+
+
+def _typed(name: str, value: str) -> Any:
+    kind = PARAMETER_TYPES.get(name)
+    if kind is int and value.isascii() and value.isdigit():
+        return int(value)
+    if kind is bool and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 Journal = Iterable[JournalRecord | Mapping[str, Any]]
@@ -289,6 +307,52 @@ def check_token_refreshed_after_expiry(
     return None
 
 
+def check_token_refreshed_before_expiry(
+    journal: Journal,
+    *,
+    client_id: str | None = None,
+    ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS,
+    require_evidence: bool = True,
+) -> str | None:
+    """The client renewed its token before it expired: it never sent a token at or after the
+    token's `expiresAt` (on the emulator's clock), so no call was refused as `token_expired`."""
+    reading = _Reading(journal, ttl_seconds)
+    offences: list[str] = []
+    for record in reading.calls(client_id):
+        issued = reading.tokens.get(record.token_fingerprint or "")
+        if issued is None:
+            continue
+        if record.time >= issued.expires_at or record.error_code == "token_expired":
+            offences.append(
+                f"{record}: sent the token from #{issued.exchange.sequence}, which expired at "
+                f"{format_timestamp(issued.expires_at)}; exchange credentials before then"
+            )
+    if offences:
+        return _failure("the client used a token that had expired:", offences)
+    if require_evidence and not _renewed_in_time(reading, client_id):
+        return _no_evidence(
+            "no call made after an earlier token's expiry",
+            "advance the clock to near the token's expiry and call again, "
+            "e.g. emulator.clock.advance(3600 - 30)",
+            client_id,
+        )
+    return None
+
+
+def _renewed_in_time(reading: _Reading, client_id: str | None) -> bool:
+    """Whether a client made a call, with a newer token, at or after an older token's expiry."""
+    first: dict[str, _Issued] = {}
+    for exchange in reading.exchanges(client_id):
+        issued = reading.tokens.get(exchange.token_fingerprint or "")
+        if issued is not None:
+            first.setdefault(issued.client_id, issued)
+    for record in reading.calls(client_id):
+        earliest = first.get(reading.caller(record) or "")
+        if earliest is not None and record.time >= earliest.expires_at:
+            return True
+    return False
+
+
 def _refreshed_on_time(reading: _Reading, client_id: str | None) -> bool:
     """Whether some client exchanged anew after its previous token expired, before using it."""
     latest: dict[str, _Issued] = {}
@@ -344,9 +408,9 @@ def check_no_page_past_end(
     return None
 
 
-def _offset(params: Mapping[str, str]) -> int | None:
-    text = params.get("offset", "0")
-    return int(text) if text.isdigit() else None
+def _offset(params: Mapping[str, Any]) -> int | None:
+    offset = params.get("offset", 0)
+    return offset if isinstance(offset, int) else None
 
 
 P = ParamSpec("P")
@@ -367,4 +431,5 @@ def _asserting(check: Callable[P, str | None]) -> Callable[P, None]:
 assert_retry_after_obeyed = _asserting(check_retry_after_obeyed)
 assert_token_reused = _asserting(check_token_reused)
 assert_token_refreshed_after_expiry = _asserting(check_token_refreshed_after_expiry)
+assert_token_refreshed_before_expiry = _asserting(check_token_refreshed_before_expiry)
 assert_no_page_past_end = _asserting(check_no_page_past_end)

@@ -212,6 +212,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         allowed_hosts=tuple(name for names in args.allowed_hosts for name in names),
         seed=args.seed,
         request_timeout_seconds=args.request_timeout,
+        warm_up=True,
     )
 
 

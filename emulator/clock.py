@@ -6,9 +6,17 @@ emulator's clock follows real time by default; tests freeze it, set it and advan
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from emulator import errors
+
+# Far enough for any test, near enough that datetime arithmetic never overflows.
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -82,3 +90,80 @@ class Clock:
             if self._frozen_at is not None:
                 self._offset = self._frozen_at - self._wall()
                 self._frozen_at = None
+
+
+@dataclass(frozen=True)
+class ClockChange:
+    """Set the clock (`now`), move it on (`advance_seconds`), and/or freeze or let it run."""
+
+    now: datetime | None = None
+    advance_seconds: float | None = None
+    frozen: bool | None = None
+
+    def apply(self, clock: Clock) -> None:
+        """Change `clock`; 422 when an advance would take it out of range."""
+        if self.now is not None:
+            clock.set(self.now, frozen=self.frozen is not False)
+            return
+        if self.advance_seconds is not None:
+            # Compared before any arithmetic: an integer of 400 digits does not fit a float.
+            if not self.advance_seconds <= LATEST.timestamp() - clock.timestamp():
+                raise errors.validation_failed(
+                    "advanceSeconds", "That moves the clock out of range."
+                )
+            clock.advance(self.advance_seconds)
+        if self.frozen and not clock.frozen:
+            clock.set(clock.now(), frozen=True)
+        elif self.frozen is False:
+            clock.resume()
+
+
+def parse_clock_change(body: object) -> ClockChange:
+    """`{"now": instant, "frozen"?}`, `{"advanceSeconds": n, "frozen"?}` or `{"frozen": bool}`.
+
+    `now` is an ISO 8601 string (or a datetime, from a scenario file) from 1970-01-02 to
+    9000-01-01, and freezes the clock there unless `frozen` is false. `advanceSeconds` moves
+    the clock forward only: set `now` to go back."""
+    if not isinstance(body, dict):
+        raise errors.invalid_request("The request body must be a JSON object.")
+    frozen = body.get("frozen")
+    if frozen is not None and not isinstance(frozen, bool):
+        raise errors.invalid_request("frozen must be a boolean.", "frozen")
+    has_now, has_advance = body.get("now") is not None, body.get("advanceSeconds") is not None
+    if has_now and has_advance:
+        raise errors.validation_failed("now", "Give now or advanceSeconds, not both.")
+    if has_now:
+        return ClockChange(now=_moment(body["now"]), frozen=frozen)
+    if has_advance:
+        seconds = body["advanceSeconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise errors.invalid_request("advanceSeconds must be a number.", "advanceSeconds")
+        if isinstance(seconds, float) and not math.isfinite(seconds):
+            raise errors.validation_failed("advanceSeconds", "advanceSeconds must be finite.")
+        if seconds < 0:
+            raise errors.validation_failed(
+                "advanceSeconds",
+                f"advanceSeconds must not be negative ({seconds}): the clock only moves "
+                "forward; set it to an earlier instant to go back.",
+            )
+        return ClockChange(advance_seconds=seconds, frozen=frozen)
+    if frozen is not None:
+        return ClockChange(frozen=frozen)
+    raise errors.validation_failed("now", "Give now, advanceSeconds or frozen.")
+
+
+def _moment(value: object) -> datetime:
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    elif isinstance(value, str):
+        try:
+            moment = parse_timestamp(value)
+        except (ValueError, OverflowError):
+            raise errors.validation_failed(
+                "now", f"now is not an ISO 8601 instant: {value!r}."
+            ) from None
+    else:
+        raise errors.invalid_request("now must be an ISO 8601 string.", "now")
+    if not EARLIEST <= moment <= LATEST:
+        raise errors.validation_failed("now", "now must be between 1970-01-02 and 9000-01-01.")
+    return moment

@@ -5,27 +5,25 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import convertors, errors, fields, serialize
-from emulator.clock import format_timestamp, parse_timestamp
+from emulator import convertors, errors, serialize
+from emulator.clock import format_timestamp, parse_clock_change
 from emulator.faults import parse_fault
+from emulator.fence import Guard
 from emulator.models import SANDBOX_WORKSPACE_ID, Application, Principal, Workspace
 from emulator.parsing import parse_link_query, read_json_body
+from emulator.registry import parse_registration
 from emulator.responses import json_response
 from emulator.state import EmulatorState
 from emulator.visits import parse_bulk_visits
 
 PREFIX = "/_emulator"
 Endpoint = Callable[[Request], Awaitable[Response]]
-# Far enough for any test, near enough that datetime arithmetic never overflows.
-_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
-_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 # Journal sequence numbers: any longer number is past every entry.
 _SEQUENCE_DIGITS = 18
 
@@ -79,11 +77,16 @@ class ControlApi:
             raise errors.invalid_request("The request body must be a JSON object.")
         return body
 
+    def _fenced(self, request: Request) -> Guard:
+        """Around each change: a control call that started before a reset changes nothing."""
+        return self.state.fence.guard_request(request.scope)
+
     async def health(self, request: Request) -> Response:
         return json_response({"status": "ok"})
 
     async def reset(self, request: Request) -> Response:
-        self.state.reset()
+        with self._fenced(request):  # a reset asked for before another one is not carried out
+            self.state.reset()
         return json_response({"status": "reset"})
 
     def _clock_body(self) -> dict[str, Any]:
@@ -99,31 +102,9 @@ class ControlApi:
         return json_response(self._clock_body())
 
     async def set_clock(self, request: Request) -> Response:
-        body = await self._body(request)
-        clock = self.state.clock
-        frozen = body.get("frozen")
-        if frozen is not None and not isinstance(frozen, bool):
-            raise errors.invalid_request("frozen must be a boolean.", "frozen")
-        if "now" in body:
-            moment = _moment(body["now"])
-            clock.set(moment, frozen=frozen is not False)
-        elif "advanceSeconds" in body:
-            seconds = body["advanceSeconds"]
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-                raise errors.invalid_request("advanceSeconds must be a number.", "advanceSeconds")
-            now = clock.now().timestamp()
-            # Compared before any arithmetic: an integer of 400 digits does not fit a float.
-            if not _EARLIEST.timestamp() - now <= seconds <= _LATEST.timestamp() - now:
-                raise errors.validation_failed(
-                    "advanceSeconds", "That moves the clock out of range."
-                )
-            clock.advance(seconds)
-            if frozen is not None:
-                _freeze(clock, frozen)
-        elif frozen is not None:
-            _freeze(clock, frozen)
-        else:
-            raise errors.validation_failed("now", "Give now, advanceSeconds or frozen.")
+        change = parse_clock_change(await self._body(request))
+        with self._fenced(request):
+            change.apply(self.state.clock)
         return json_response(self._clock_body())
 
     async def list_applications(self, request: Request) -> Response:
@@ -154,45 +135,16 @@ class ControlApi:
         )
 
     async def register_application(self, request: Request) -> Response:
-        body = await self._body(request)
-        client_id = fields.text(body, "clientId", required=True)
-        secret = fields.text(body, "clientSecret", required=True)
-        environment = fields.text(body, "environment") or "sandbox"
-        if environment not in ("sandbox", "live"):
-            raise errors.validation_failed("environment", "environment must be sandbox or live.")
-        workspace_id = fields.text(body, "workspaceId", required=environment == "live") or "sandbox"
-        if environment == "sandbox":
-            workspace_id = "sandbox"
-        rate = fields.whole(body, "rateLimitPerMinute", 1, 10**9)
-        quota = fields.whole(body, "linkQuota", 0, 10**9)
-        workspace_rate = fields.whole(body, "workspaceRateLimitPerMinute", 1, 10**9)
-        kind = fields.text(body, "workspaceKind") or "personal"
-        if kind not in ("personal", "company"):
-            raise errors.validation_failed(
-                "workspaceKind", "workspaceKind must be personal or company."
-            )
-        api_access = fields.flag(body, "apiAccess", True)
-        app = Application(
-            client_id=client_id,
-            client_secret=secret,
-            environment=environment,  # type: ignore[arg-type]
-            workspace_id=workspace_id,
-            name=fields.text(body, "name") or client_id,
-            rate_limit_per_minute=rate,
-        )
-        app, workspace = self.state.registry.register(
-            app,
-            workspace_kind=kind,  # type: ignore[arg-type]
-            api_access=api_access,
-            link_quota=quota,
-            workspace_rate_limit=workspace_rate,
-        )
+        registration = parse_registration(await self._body(request))
+        with self._fenced(request):
+            app, workspace = self.state.registry.register(registration)
         return json_response(_application_json(app, workspace), status=201)
 
     async def record_visits(self, request: Request) -> Response:
         state = self.state
-        bulk = parse_bulk_visits(await self._body(request), state.clock.now())
-        recorded, link_id = state.record_visits(bulk)
+        body = await self._body(request)
+        with self._fenced(request):
+            recorded, link_id = state.record_visits(parse_bulk_visits(body, state.clock.now()))
         return json_response({"recorded": recorded, "linkId": link_id}, status=201)
 
     async def list_requests(self, request: Request) -> Response:
@@ -245,7 +197,8 @@ class ControlApi:
         return json_response(entry.to_json(detail=True))
 
     async def clear_requests(self, request: Request) -> Response:
-        self.state.journal.clear()
+        with self._fenced(request):
+            self.state.journal.clear()
         return Response(status_code=204)
 
     async def list_faults(self, request: Request) -> Response:
@@ -253,11 +206,13 @@ class ControlApi:
 
     async def add_fault(self, request: Request) -> Response:
         fault = parse_fault(await self._body(request))
-        self.state.faults.add(fault)
+        with self._fenced(request):
+            self.state.faults.add(fault)
         return json_response(fault.to_json(), status=201)
 
     async def clear_faults(self, request: Request) -> Response:
-        self.state.faults.clear()
+        with self._fenced(request):
+            self.state.faults.clear()
         return Response(status_code=204)
 
 
@@ -266,27 +221,6 @@ def _sequence(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()):
         return None
     return int(text) if len(text) <= _SEQUENCE_DIGITS else 10**_SEQUENCE_DIGITS
-
-
-def _freeze(clock: Any, frozen: bool) -> None:
-    if frozen and not clock.frozen:
-        clock.set(clock.now(), frozen=True)
-    elif not frozen:
-        clock.resume()
-
-
-def _moment(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise errors.invalid_request("now must be an ISO 8601 string.", "now")
-    try:
-        moment = parse_timestamp(value)
-    except (ValueError, OverflowError):
-        raise errors.validation_failed(
-            "now", f"now is not an ISO 8601 instant: {value!r}."
-        ) from None
-    if not _EARLIEST <= moment <= _LATEST:
-        raise errors.validation_failed("now", "now must be between 1970-01-02 and 9000-01-01.")
-    return moment
 
 
 def _application_json(app: Application, workspace: Workspace | None) -> dict[str, Any]:

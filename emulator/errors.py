@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -136,8 +137,40 @@ def control_unauthorized() -> ApiError:
     )
 
 
-def injected_fault(status: int) -> ApiError:
-    return ApiError(status, "injected_fault", f"Fault injected by the emulator (status {status}).")
+def injected_fault(status: int, headers: Mapping[str, str]) -> ApiError:
+    return ApiError(
+        status,
+        "injected_fault",
+        f"Fault injected by the emulator (status {status}).",
+        headers=headers,
+    )
+
+
+def emulator_reset() -> ApiError:
+    return ApiError(
+        503,
+        "emulator_reset",
+        "The emulator was reset while this request was in flight; it changed nothing.",
+    )
+
+
+def application_exists(client_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "application_exists",
+        f"An application {client_id!r} is already registered; set replace to replace it.",
+        field="clientId",
+    )
+
+
+def workspace_conflict(workspace_id: str, field_name: str, have: object, given: object) -> ApiError:
+    return ApiError(
+        409,
+        "workspace_conflict",
+        f"The workspace {workspace_id!r} already exists with {field_name} {json.dumps(have)}, "
+        f"not {json.dumps(given)}; set replace to change it.",
+        field=field_name,
+    )
 
 
 def host_refused(host: str) -> ApiError:

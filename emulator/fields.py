@@ -4,6 +4,7 @@ error that names them (400 for a wrong JSON type, 422 for a missing or out-of-ra
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import overload
 
 from emulator import errors
 
@@ -36,8 +37,14 @@ def whole(
     return value
 
 
-def flag(body: Mapping[str, object], name: str, default: bool) -> bool:
-    value = body.get(name, default)
+@overload
+def flag(body: Mapping[str, object], name: str, default: bool) -> bool: ...
+@overload
+def flag(body: Mapping[str, object], name: str, default: None) -> bool | None: ...
+def flag(body: Mapping[str, object], name: str, default: bool | None) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return default
     if not isinstance(value, bool):
         raise errors.invalid_request(f"{name} must be a boolean.", name)
     return value

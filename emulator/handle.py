@@ -2,24 +2,60 @@
 
 It works on the EmulatorState in this process directly (no HTTP), so setting up a test leaves no
 trace in the journal and costs microseconds. It is also an ASGI app, so
-`httpx.ASGITransport(app=emulator_app)` serves the same state with no socket.
+`httpx.ASGITransport(app=emulator_app)` serves the same state with no socket, and
+`sync_transport()` does the same for a sync `httpx.Client`.
+
+Its arguments go through the parsers the control API uses, so a bad one is refused with the
+message the control API would answer, as an `InvalidArgument` (a ValueError).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from emulator import assertions
 from emulator.assertions import JournalRecord
-from emulator.clock import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
+    import httpx
     from starlette.types import ASGIApp, Receive, Scope, Send
 
+    from emulator.errors import ApiError
+    from emulator.faults import Fault
     from emulator.state import EmulatorState
+    from emulator.sync_transport import LoopThread
+
+
+class InvalidArgument(ValueError):
+    """An argument the emulator refuses; the message, `code` and `field` are those of the
+    control API's answer to the same request."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.code = error.code
+        self.field = error.field
+
+
+class RegistrationConflict(InvalidArgument):
+    """The client id is registered already (`application_exists`), or the workspace exists with
+    other settings (`workspace_conflict`); pass `replace=True` to replace them."""
+
+
+@contextmanager
+def _arguments() -> Iterator[None]:
+    from emulator.errors import ApiError
+
+    try:
+        yield
+    except ApiError as error:
+        kind = RegistrationConflict if error.status == 409 else InvalidArgument
+        raise kind(error) from None
 
 
 @dataclass(frozen=True)
@@ -32,7 +68,7 @@ class Credentials:
     workspace_id: str = "sandbox"
 
 
-DEFAULT_CREDENTIALS = Credentials("sb_demo_client", "sbs_demo_secret")
+DEFAULT_CLIENT_ID = "sb_demo_client"
 
 
 class ClockControl:
@@ -50,14 +86,14 @@ class ClockControl:
         return self._state.clock.frozen
 
     def advance(self, seconds: float | timedelta) -> None:
-        """Move the clock on. A client's `sleep` can be this, to wait on the emulator's time."""
+        """Move the clock on (never back: `set` an earlier moment for that). A client's `sleep`
+        can be this, to wait on the emulator's time."""
         step = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-        self._state.clock.advance(step)
+        self._change({"advanceSeconds": step})
 
     def set(self, moment: datetime | str, *, frozen: bool = True) -> None:
         """Jump to `moment` (a datetime or an ISO 8601 instant), frozen there unless told not."""
-        when = parse_timestamp(moment) if isinstance(moment, str) else moment
-        self._state.clock.set(when, frozen=frozen)
+        self._change({"now": moment, "frozen": frozen})
 
     def freeze(self) -> None:
         """Stop the clock at the next whole second (the wire's resolution), so waits, windows and
@@ -65,14 +101,20 @@ class ClockControl:
         self.set(datetime.fromtimestamp(math.ceil(self.now().timestamp()), UTC))
 
     def resume(self) -> None:
-        self._state.clock.resume()
+        """Let a frozen clock run on from where it stands."""
+        self._change({"frozen": False})
+
+    def _change(self, body: dict[str, Any]) -> None:
+        from emulator.clock import parse_clock_change
+
+        with _arguments():
+            parse_clock_change(body).apply(self._state.clock)
 
 
 class Emulator:
     """A test's handle on an emulator: its `url`, default `credentials`, `token()`, `clock`,
-    `journal`, `fault()`, `register_application()`, `visit()` and `reset()`."""
-
-    credentials = DEFAULT_CREDENTIALS
+    `journal`, `fault()`, `register_application()`, `visit()`, `reset()`, the client-behaviour
+    assertions (`assert_token_reused()`...) and `sync_transport()`."""
 
     def __init__(self, app: ASGIApp, url: str) -> None:
         self.app = app
@@ -80,15 +122,30 @@ class Emulator:
         self.state: EmulatorState = app.state.emulator  # type: ignore[attr-defined]
         self.clock = ClockControl(self.state)
         self._numbers = itertools.count(1)
+        self._loop: LoopThread | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
+    @property
+    def credentials(self) -> Credentials:
+        """The default sandbox application's (`sb_demo_client`), as registered now."""
+        return self._credentials_of(DEFAULT_CLIENT_ID)
+
     def reset(self) -> None:
         """Back to the start: live links, applications, tokens, rate windows, journal, faults,
-        clock. The fixtures do this before every test."""
+        clock. Requests still in flight are fenced off: none is journaled or changes anything
+        after the reset. The fixtures do this before every test."""
         self.state.reset()
         self._numbers = itertools.count(1)
+
+    def close(self) -> None:
+        """Stop what `sync_transport()` started (the fixtures do this at the session's end)."""
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+
+    # -- the journal and faults
 
     @property
     def journal(self) -> list[JournalRecord]:
@@ -98,20 +155,8 @@ class Emulator:
         ]
 
     def clear_journal(self) -> None:
+        """Forget the requests journaled so far (a reset does it too)."""
         self.state.journal.clear()
-
-    def token(self, app: Credentials | str | None = None) -> str:
-        """A fresh bearer token for `app` (credentials or a client id; default: `credentials`).
-        Issued directly, so it is not in the journal."""
-        if isinstance(app, str):
-            known = self.state.registry.application(app)
-            if known is None:
-                raise LookupError(f"no application {app!r} is registered")
-            client_id, secret = known.client_id, known.client_secret
-        else:
-            chosen = app or self.credentials
-            client_id, secret = chosen.client_id, chosen.client_secret
-        return self.state.tokens.exchange(client_id, secret).access_token
 
     def fault(
         self,
@@ -121,13 +166,34 @@ class Emulator:
         path: str | None = None,
         delay_ms: int = 0,
         times: int = 1,
+        retry_after: int | None = None,
     ) -> None:
-        """Make the next `times` API requests matching `method` and `path` (a glob) fail with
-        `status` and/or wait `delay_ms`."""
+        """Make the next `times` API requests matching `method` and `path` (a glob on the path,
+        starting with `/`) fail with `status` and/or wait `delay_ms` of real time. A 429 sends
+        `Retry-After: retry_after` (default 1) and the caller's rate-limit headers."""
         from emulator.faults import parse_fault
 
         body = {"status": status, "method": method, "path": path, "delayMs": delay_ms}
-        self.state.faults.add(parse_fault({**body, "times": times}))
+        with _arguments():
+            fault = parse_fault({**body, "times": times, "retryAfter": retry_after})
+        self.state.faults.add(fault)
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """Faults not used up yet, each with its `times` left and the number it `fired`."""
+        return self.state.faults.pending()
+
+    def clear_faults(self) -> None:
+        """Drop the pending faults (say, of a test that meant some never to fire)."""
+        self.state.faults.clear()
+
+    # -- applications, tokens and visits
+
+    def token(self, app: Credentials | str | None = None) -> str:
+        """A fresh bearer token for `app` (credentials or a client id; default: `credentials`).
+        Issued directly, so it is not in the journal."""
+        chosen = self._credentials_of(app) if isinstance(app, str) else app or self.credentials
+        return self.state.tokens.exchange(chosen.client_id, chosen.client_secret).access_token
 
     def register_application(
         self,
@@ -138,39 +204,59 @@ class Emulator:
         workspace_id: str | None = None,
         rate_limit_per_minute: int | None = None,
         link_quota: int | None = None,
-        workspace_kind: Literal["personal", "company"] = "personal",
-        api_access: bool = True,
+        workspace_kind: Literal["personal", "company"] | None = None,
+        workspace_rate_limit_per_minute: int | None = None,
+        api_access: bool | None = None,
+        replace: bool = False,
     ) -> Credentials:
         """Register an application and return its credentials. Without a client id one is made
         up; a live application without a workspace gets a workspace of its own, so its links,
-        quota and rate window are its test's alone."""
-        from emulator.models import Application
+        quota and rate window are its test's alone. The workspace settings (`link_quota`,
+        `workspace_kind`, `workspace_rate_limit_per_minute`, `api_access`) are for live
+        applications. A registered client id, or an existing workspace with other settings,
+        raises RegistrationConflict unless `replace=True`."""
+        from emulator.registry import parse_registration
 
-        if environment not in ("sandbox", "live"):
-            raise ValueError("environment must be sandbox or live")
-        if workspace_kind not in ("personal", "company"):
-            raise ValueError("workspace_kind must be personal or company")
-        number = next(self._numbers)
-        client_id = client_id or f"{'sb' if environment == 'sandbox' else 'lv'}_test_{number}"
-        client_secret = client_secret or f"{client_id}_secret"
-        if environment == "sandbox":
-            workspace_id = "sandbox"
-        elif workspace_id is None:
+        if client_id is None:
+            client_id = self._unused_client_id(environment)
+        if environment == "live" and workspace_id is None:
             workspace_id = f"ws_{client_id}"
-        application, _workspace = self.state.registry.register(
-            Application(
-                client_id=client_id,
-                client_secret=client_secret,
-                environment=environment,
-                workspace_id=workspace_id,
-                name=client_id,
-                rate_limit_per_minute=rate_limit_per_minute,
-            ),
-            workspace_kind=workspace_kind,
-            api_access=api_access,
-            link_quota=link_quota,
+        body = {
+            "clientId": client_id,
+            "clientSecret": client_secret or f"{client_id}_secret",
+            "environment": environment,
+            "workspaceId": workspace_id,
+            "rateLimitPerMinute": rate_limit_per_minute,
+            "linkQuota": link_quota,
+            "workspaceKind": workspace_kind,
+            "workspaceRateLimitPerMinute": workspace_rate_limit_per_minute,
+            "apiAccess": api_access,
+            "replace": replace,
+        }
+        with _arguments():
+            application, _workspace = self.state.registry.register(parse_registration(body))
+        return Credentials(
+            application.client_id,
+            application.client_secret,
+            application.environment,
+            application.workspace_id,
         )
-        return Credentials(client_id, client_secret, environment, application.workspace_id)
+
+    def _unused_client_id(self, environment: str) -> str:
+        prefix = "sb" if environment == "sandbox" else "lv"
+        registry = self.state.registry
+        while True:
+            candidate = f"{prefix}_test_{next(self._numbers)}"
+            if registry.application(candidate) is None:
+                return candidate
+
+    def _credentials_of(self, client_id: str) -> Credentials:
+        known = self.state.registry.application(client_id)
+        if known is None:
+            raise LookupError(f"no application {client_id!r} is registered")
+        return Credentials(
+            known.client_id, known.client_secret, known.environment, known.workspace_id
+        )
 
     def visit(
         self,
@@ -184,16 +270,93 @@ class Emulator:
     ) -> int:
         """Record `count` visits to the live link `slug` (now on the emulator's clock unless `at`
         is given); returns how many were recorded. Sample links' analytics are static."""
-        from emulator.errors import ApiError
+        from emulator.clock import format_timestamp
         from emulator.visits import parse_bulk_visits
 
         body: dict[str, Any] = {"slug": slug, "count": count, "country": country}
         body |= {"referrer": referrer, "device": device}
         body["at"] = format_timestamp(at) if isinstance(at, datetime) else at
         state = self.state
-        bulk = parse_bulk_visits(body, state.clock.now())
-        try:
+        with _arguments():
+            bulk = parse_bulk_visits(body, state.clock.now())
+            if state.live.find_slug(slug) is None:
+                raise LookupError(f"no live link has the slug {slug!r}")
             recorded, _link_id = state.record_visits(bulk)
-        except ApiError:
-            raise LookupError(f"no live link has the slug {slug!r}") from None
         return recorded
+
+    # -- in process, sync
+
+    def sync_transport(self) -> httpx.BaseTransport:
+        """An httpx transport that serves this emulator's state in process, for a sync client:
+        `httpx.Client(transport=emulator_app.sync_transport(), base_url=emulator_app.url)`.
+        Requests run on an event loop thread of the handle's own, as on a server, so a client's
+        timeout works and a reset fences off what is still in flight."""
+        from emulator.sync_transport import LoopThread, SyncASGITransport
+
+        if self._loop is None:
+            self._loop = LoopThread()
+        return SyncASGITransport(self.app, self._loop)
+
+    # -- client-behaviour assertions on this journal (see emulator.assertions)
+
+    def assert_token_reused(
+        self,
+        *,
+        client_id: str | None = None,
+        early_refresh_seconds: int = 300,
+        require_evidence: bool = True,
+    ) -> None:
+        """The client kept its token for later calls instead of exchanging credentials again
+        while it was good; exchanging anew within `early_refresh_seconds` of its expiry, or
+        after it was refused, is fine."""
+        assertions.assert_token_reused(
+            self.journal,
+            client_id=client_id,
+            early_refresh_seconds=early_refresh_seconds,
+            ttl_seconds=self._ttl,
+            require_evidence=require_evidence,
+        )
+
+    def assert_token_refreshed_after_expiry(
+        self, *, client_id: str | None = None, require_evidence: bool = True
+    ) -> None:
+        """Once its token expired, the client sent it at most once more (the 401 that told it)
+        and then exchanged credentials again."""
+        assertions.assert_token_refreshed_after_expiry(
+            self.journal,
+            client_id=client_id,
+            ttl_seconds=self._ttl,
+            require_evidence=require_evidence,
+        )
+
+    def assert_token_refreshed_before_expiry(
+        self, *, client_id: str | None = None, require_evidence: bool = True
+    ) -> None:
+        """The client renewed its token before it expired: it never sent an expired token."""
+        assertions.assert_token_refreshed_before_expiry(
+            self.journal,
+            client_id=client_id,
+            ttl_seconds=self._ttl,
+            require_evidence=require_evidence,
+        )
+
+    def assert_retry_after_obeyed(
+        self, *, client_id: str | None = None, require_evidence: bool = True
+    ) -> None:
+        """After a 429 with `Retry-After: r` at time t, the client sent no links request before
+        t + r on the emulator's clock."""
+        assertions.assert_retry_after_obeyed(
+            self.journal, client_id=client_id, require_evidence=require_evidence
+        )
+
+    def assert_no_page_past_end(
+        self, *, client_id: str | None = None, require_evidence: bool = True
+    ) -> None:
+        """After a page said `hasMore: false`, the client asked for no later page of it."""
+        assertions.assert_no_page_past_end(
+            self.journal, client_id=client_id, require_evidence=require_evidence
+        )
+
+    @property
+    def _ttl(self) -> int:
+        return self.state.settings.token_ttl_seconds

@@ -1,5 +1,5 @@
 """Request ids on every response; CORS for the public API and the control API's same-origin guard;
-the journal and injected faults for API requests."""
+the reset fence for every request; the journal and injected faults for API requests."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator import errors, limits
+from emulator.auth import bearer_fingerprint
 from emulator.clock import format_timestamp
-from emulator.errors import ApiError, injected_fault
+from emulator.errors import ApiError, emulator_reset
+from emulator.faults import injected_error
+from emulator.fence import Fence, stamp
 from emulator.hosts import HostPolicy, same_origin
 from emulator.journal import BODY_CAPTURE_BYTES, pack_headers
 from emulator.parsing import is_json_media
@@ -36,6 +39,8 @@ UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
 # The one state-changing method a page elsewhere can send without a preflight (a form, a "simple"
 # fetch); DELETE and the others are always preflighted, and a preflight here is refused.
 _UNPREFLIGHTED_WRITES = ("POST",)
+# How soon a delayed request notices a reset and gives up its delay.
+_RESET_POLL_SECONDS = 0.05
 
 
 def _request_id(scope: Scope) -> str:
@@ -165,18 +170,25 @@ class GuardedCorsMiddleware(CORSMiddleware):
 
 class JournalMiddleware:
     """Inside CORS: journals what clients send and applies injected faults to it, so a faulted
-    response still carries CORS headers and a preflight never uses up a fault."""
+    response still carries CORS headers and a preflight never uses up a fault. It also gives
+    every request its ticket at the reset fence (`emulator.fence`): a request that started before
+    a reset is neither journaled nor faulted after it."""
 
     def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Everything a client sends is journaled; the emulator's own paths are not.
-        if scope["type"] != "http" or scope["path"].startswith(UNJOURNALED_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        context: dict[str, Any] = scope.setdefault("state", {})
+        state = self.state
+        ticket = stamp(scope, state.fence)
+        # Everything a client sends is journaled; the emulator's own paths are not.
+        if scope["path"].startswith(UNJOURNALED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        context: dict[str, Any] = scope["state"]
         request_id: str = context.get("request_id") or _request_id(scope)
         capture = _Capture()
 
@@ -208,7 +220,7 @@ class JournalMiddleware:
                     pending_start = None
             await send(message)
 
-        state = self.state
+        fence = state.fence
         started = time.perf_counter()
         received_at = _stamp(math.floor(state.clock.timestamp()))
         recorded = False
@@ -221,32 +233,59 @@ class JournalMiddleware:
             retry_after = None
             if capture.status == 429:
                 retry_after = dict(capture.response_headers).get(b"retry-after")
-            state.journal.record(
-                request_id=request_id,
-                time=received_at,
-                method=scope["method"],
-                path=scope["path"],
-                query=scope["query_string"].decode("latin-1"),
-                status=capture.status,
-                client_id=context.get("client_id"),
-                token_fingerprint=context.get("token_fingerprint"),
-                retry_after=int(retry_after) if retry_after else None,
-                pagination=context.get("pagination"),
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                request_headers=pack_headers(scope["headers"]),
-                request_body=b"".join(capture.request_body),
-                response_headers=pack_headers(capture.response_headers),
-                response_body=b"".join(capture.response_body),
-            )
+            entry = {
+                "request_id": request_id,
+                "time": received_at,
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope["query_string"].decode("latin-1"),
+                "status": capture.status,
+                "client_id": context.get("client_id"),
+                "token_fingerprint": context.get("token_fingerprint"),
+                "retry_after": int(retry_after) if retry_after else None,
+                "pagination": context.get("pagination"),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_headers": pack_headers(scope["headers"]),
+                "request_body": b"".join(capture.request_body),
+                "response_headers": pack_headers(capture.response_headers),
+                "response_body": b"".join(capture.response_body),
+            }
+            # Into the journal of the generation the request started in, or nowhere.
+            fence.if_current(ticket, lambda: state.journal.record(**entry))
 
         try:
-            fault = state.faults.take(scope["method"], scope["path"])
+            fault = fence.if_current(
+                ticket, lambda: state.faults.take(scope["method"], scope["path"])
+            )
             if fault is not None and fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault is not None and fault.status is not None:
-                response = error_response(injected_fault(fault.status))
-                await response(scope, receive_captured, send_captured)
+                await _wait(fault.delay_ms, fence, ticket)
+            if not fence.is_current(ticket):
+                response = error_response(emulator_reset())
+            elif fault is not None and fault.status is not None:
+                authorization = _header(scope, b"authorization")
+                if authorization:  # so that the journal can tell whose request it failed
+                    context["token_fingerprint"] = bearer_fingerprint(authorization)
+                response = error_response(injected_error(state, fault, authorization))
             else:
                 await self.app(scope, receive_captured, send_captured)
+                return
+            await response(scope, receive_captured, send_captured)
         finally:
             record()  # a response that never finished (client gone, server error)
+
+
+async def _wait(delay_ms: int, fence: Fence, ticket: int) -> None:
+    """Sleep `delay_ms` of real time, or until a reset makes the request stale."""
+    deadline = time.monotonic() + delay_ms / 1000
+    while fence.is_current(ticket):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, _RESET_POLL_SECONDS))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,13 @@ _OPTIONS = (
 )
 _TIMINGS = pytest.StashKey[dict[str, list[Any]]]()
 _WORKER_OUTPUT = "8here_emulator_timings"
+_UNFIRED = ("warn", "fail", "ignore")
+_HANDLE_FIXTURES = ("emulator", "emulator_app")
+
+
+class UnfiredFaultWarning(UserWarning):
+    """A test passed with faults it injected still pending: the requests it meant to fail or
+    delay never came, so the test may not test what it says."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +85,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fixture folder to serve (applications.json, sandbox_links.json), e.g. one made by "
         "8here-emulator snapshot (default: the shipped one); env EMULATOR_TEST_FIXTURES",
     )
+    group.addoption(
+        "--emulator-unfired-faults",
+        choices=_UNFIRED,
+        help="what a passing test with faults that never fired gets: warn (the default), fail, "
+        "or ignore; ini emulator_unfired_faults, env EMULATOR_TEST_UNFIRED_FAULTS",
+    )
+    parser.addini(
+        "emulator_unfired_faults",
+        "what a passing test with faults that never fired gets: warn, fail or ignore",
+        default="warn",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +125,8 @@ def emulator_server(
 ) -> Iterator[EmulatorServer]:
     """The emulator served by uvicorn in a background thread on a free port, started once per
     session (once per xdist worker): `.url`, `.app`. Tests normally take `emulator`, which
-    resets it first. Its start-up time (fixture call to first 200) is in the terminal summary.
+    resets it first. The sample set's QR codes are rendered before the first test; the terminal
+    summary gives both times (start-up: fixture call to first 200).
     """
     started = time.perf_counter()
     import urllib.request
@@ -120,6 +140,7 @@ def emulator_server(
         _timings(pytestconfig)["server"].append(
             [_worker(pytestconfig), time.perf_counter() - started]
         )
+        _warm_up(server.app.state.emulator, pytestconfig)
         yield server
     finally:
         server.stop()
@@ -128,9 +149,11 @@ def emulator_server(
 @pytest.fixture
 def emulator(emulator_server: EmulatorServer, pytestconfig: pytest.Config) -> Emulator:
     """The session's emulator, reset for this test (live links, added applications, tokens,
-    rate windows, journal, faults, clock): a handle with `url`, the default `credentials`,
-    `token(app)`, `clock` (`advance`, `set`, `freeze`, `now`), `journal` (the API requests
-    received, oldest first), `fault(...)`, `register_application(...)` and `visit(slug, ...)`.
+    rate windows, journal, faults, clock; requests of earlier tests still in flight are fenced
+    off): a handle with `url`, the default `credentials`, `token(app)`, `clock` (`advance`,
+    `set`, `freeze`, `now`), `journal` (the API requests received, oldest first), `fault(...)`,
+    `register_application(...)`, `visit(slug, ...)` and the `assert_*` client-behaviour checks.
+    Faults the test injected that never fired are reported when it passes.
     """
     from emulator.handle import Emulator
 
@@ -146,9 +169,12 @@ def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> 
     settings = _own_database(emulator_settings, pytestconfig, "asgi")
     hosts = (*settings.allowed_hosts, IN_PROCESS_HOST)
     app = create_app(replace(settings, allowed_hosts=hosts))
+    handle = Emulator(app, IN_PROCESS_URL)
     try:
-        yield Emulator(app, IN_PROCESS_URL)
+        _warm_up(app.state.emulator, pytestconfig)
+        yield handle
     finally:
+        handle.close()
         app.state.emulator.close()
 
 
@@ -156,10 +182,18 @@ def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> 
 def emulator_app(_emulator_asgi: Emulator, pytestconfig: pytest.Config) -> Emulator:
     """An in-process emulator with no socket at all, reset for this test: an ASGI app for
     `httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app), base_url=emulator_app.url)`
+    and, for a sync client, `httpx.Client(transport=emulator_app.sync_transport(), base_url=...)`,
     with the same handle as `emulator` (`clock`, `journal`, `token()`...). Its state is its own,
     not the `emulator` server's.
     """
     return _reset(_emulator_asgi, pytestconfig)
+
+
+def _warm_up(state: Any, config: pytest.Config) -> None:
+    """Render the sample set's QR codes now, so that no test pays for them."""
+    started = time.perf_counter()
+    count = state.warm_up()
+    _timings(config)["warm"].append([_worker(config), time.perf_counter() - started, count])
 
 
 def _reset(handle: Emulator, config: pytest.Config) -> Emulator:
@@ -185,7 +219,41 @@ def _own_database(settings: Settings, config: pytest.Config, variant: str) -> Se
 
 
 def _timings(config: pytest.Config) -> dict[str, list[Any]]:
-    return config.stash.setdefault(_TIMINGS, {"server": [], "reset": []})
+    return config.stash.setdefault(_TIMINGS, {"server": [], "warm": [], "reset": []})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield  # a test that failed is not judged again
+    _report_unfired_faults(item)
+    return result
+
+
+def _report_unfired_faults(item: pytest.Item) -> None:
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    handles = [funcargs[name] for name in _HANDLE_FIXTURES if name in funcargs]
+    unfired = [fault for handle in handles for fault in handle.pending_faults]
+    if not unfired:
+        return
+    config = item.config
+    mode = (
+        config.getoption("emulator_unfired_faults")
+        or os.environ.get("EMULATOR_TEST_UNFIRED_FAULTS")
+        or config.getini("emulator_unfired_faults")
+    )
+    if mode not in _UNFIRED:
+        raise pytest.UsageError(f"emulator_unfired_faults must be one of {', '.join(_UNFIRED)}")
+    if mode == "ignore":
+        return
+    count = f"{len(unfired)} fault{'s' if len(unfired) > 1 else ''}"
+    message = (
+        f"{count} injected by this test never fired (or not as often as asked):"
+        + "".join(f"\n  {fault}" for fault in unfired)
+        + "\nDrop a fault meant not to fire with emulator.clear_faults()."
+    )
+    if mode == "fail":
+        pytest.fail(message, pytrace=False)
+    warnings.warn(UnfiredFaultWarning(message), stacklevel=1)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -216,6 +284,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             for worker, seconds in sorted(timings["server"])
         )
         parts.append(f"session server ready in {starts} (fixture call to first 200)")
+    if timings["warm"]:
+        by_worker: dict[str, float] = {}
+        for worker, seconds, _count in timings["warm"]:
+            by_worker[worker] = by_worker.get(worker, 0.0) + seconds
+        warm = ", ".join(
+            f"{seconds:.3f} s" + (f" ({worker})" if worker else "")
+            for worker, seconds in sorted(by_worker.items())
+        )
+        count = max(count for _worker, _seconds, count in timings["warm"])
+        parts.append(f"QR codes of {count} sample links rendered in {warm} before the first test")
     if timings["reset"]:
         median_ms = statistics.median(timings["reset"]) * 1000
         parts.append(f"per-test reset median {median_ms:.3f} ms over {len(timings['reset'])} tests")

@@ -1,13 +1,15 @@
-"""Workspaces and applications: loaded from the fixtures file, extended through the control API."""
+"""Workspaces and applications: loaded from the fixtures file, extended by registrations (control
+API and test handle, both through `parse_registration`)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
+from emulator import errors, fields
 from emulator.errors import ApiError
 from emulator.models import (
     SANDBOX_WORKSPACE_ID,
@@ -23,6 +25,106 @@ from emulator.models import (
 class WorkspaceDefaults:
     rate_limit_per_minute: int = 60
     link_quota: int = 100
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """The workspace settings a registration gives; None where it gives none."""
+
+    kind: WorkspaceKind | None = None
+    api_access: bool | None = None
+    rate_limit_per_minute: int | None = None
+    link_quota: int | None = None
+
+    def _given(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in (
+                ("kind", self.kind),
+                ("api_access", self.api_access),
+                ("rate_limit_per_minute", self.rate_limit_per_minute),
+                ("link_quota", self.link_quota),
+            )
+            if value is not None
+        }
+
+    def differences(self, workspace: Workspace) -> list[tuple[str, object, object]]:
+        """(wire name, the workspace's value, the given value) of each setting that differs."""
+        return [
+            (_WORKSPACE_FIELDS[name], getattr(workspace, name), value)
+            for name, value in self._given().items()
+            if getattr(workspace, name) != value
+        ]
+
+    def applied_to(self, workspace: Workspace) -> Workspace:
+        return replace(workspace, **self._given())
+
+
+@dataclass(frozen=True)
+class Registration:
+    """An application to register, the settings of its workspace, and whether it may replace
+    what exists."""
+
+    application: Application
+    workspace: WorkspaceSettings = WorkspaceSettings()
+    replace: bool = False
+
+
+_WORKSPACE_FIELDS = {
+    "kind": "workspaceKind",
+    "api_access": "apiAccess",
+    "rate_limit_per_minute": "workspaceRateLimitPerMinute",
+    "link_quota": "linkQuota",
+}
+_LIMIT_MAX = 10**9
+
+
+def parse_registration(body: object) -> Registration:
+    """`{clientId, clientSecret, environment?, workspaceId?, name?, rateLimitPerMinute?,
+    linkQuota?, workspaceRateLimitPerMinute?, workspaceKind?, apiAccess?, replace?}`.
+
+    A sandbox application always belongs to the shared sandbox workspace, so the workspace
+    settings are for live applications only; a live one needs its `workspaceId`."""
+    if not isinstance(body, dict):
+        raise errors.invalid_request("The request body must be a JSON object.")
+    client_id = fields.text(body, "clientId", required=True)
+    secret = fields.text(body, "clientSecret", required=True)
+    assert client_id is not None and secret is not None
+    environment = fields.text(body, "environment") or "sandbox"
+    if environment not in ("sandbox", "live"):
+        raise errors.validation_failed("environment", "environment must be sandbox or live.")
+    workspace_id = fields.text(body, "workspaceId", required=environment == "live")
+    kind = fields.text(body, "workspaceKind")
+    if kind is not None and kind not in ("personal", "company"):
+        raise errors.validation_failed(
+            "workspaceKind", "workspaceKind must be personal or company."
+        )
+    settings = WorkspaceSettings(
+        kind=cast(WorkspaceKind | None, kind),
+        api_access=fields.flag(body, "apiAccess", None),
+        rate_limit_per_minute=fields.whole(body, "workspaceRateLimitPerMinute", 1, _LIMIT_MAX),
+        link_quota=fields.whole(body, "linkQuota", 0, _LIMIT_MAX),
+    )
+    if environment == "sandbox":
+        given = [_WORKSPACE_FIELDS[name] for name in settings._given()]
+        if given:
+            raise errors.validation_failed(
+                given[0],
+                f"{given[0]} is for live applications: sandbox applications share the "
+                "sandbox workspace.",
+            )
+        workspace_id = SANDBOX_WORKSPACE_ID
+    assert workspace_id is not None
+    application = Application(
+        client_id=client_id,
+        client_secret=secret,
+        environment=cast(Environment, environment),
+        workspace_id=workspace_id,
+        name=fields.text(body, "name") or client_id,
+        rate_limit_per_minute=fields.whole(body, "rateLimitPerMinute", 1, _LIMIT_MAX),
+    )
+    check_application(application)
+    return Registration(application, settings, fields.flag(body, "replace", False))
 
 
 class FixtureError(ValueError):
@@ -69,29 +171,33 @@ class Registry:
     def workspaces(self) -> list[Workspace]:
         return list(self._workspaces.values())
 
-    def register(
-        self,
-        application: Application,
-        *,
-        workspace_kind: WorkspaceKind = "personal",
-        api_access: bool = True,
-        link_quota: int | None = None,
-        workspace_rate_limit: int | None = None,
-    ) -> tuple[Application, Workspace]:
-        """Add or replace an application; an unknown workspace is created with the defaults."""
-        check_application(application)
+    def register(self, registration: Registration) -> tuple[Application, Workspace]:
+        """Add an application; its workspace is created from the registration's settings and the
+        defaults when new. An existing client id, or an existing workspace whose settings differ
+        from those given, is a 409 unless the registration says `replace`."""
+        application, settings = registration.application, registration.workspace
         with self._lock:
+            if application.client_id in self._applications and not registration.replace:
+                raise errors.application_exists(application.client_id)
             workspace = self._workspaces.get(application.workspace_id)
             if workspace is None:
                 workspace = Workspace(
                     id=application.workspace_id,
-                    kind=workspace_kind,
-                    api_access=api_access,
-                    rate_limit_per_minute=workspace_rate_limit
+                    kind=settings.kind or "personal",
+                    api_access=settings.api_access is not False,
+                    rate_limit_per_minute=settings.rate_limit_per_minute
                     or self.defaults.rate_limit_per_minute,
-                    link_quota=self.defaults.link_quota if link_quota is None else link_quota,
+                    link_quota=self.defaults.link_quota
+                    if settings.link_quota is None
+                    else settings.link_quota,
                 )
-                self._workspaces[workspace.id] = workspace
+            else:
+                differences = settings.differences(workspace)
+                if differences and not registration.replace:
+                    name, have, given = differences[0]
+                    raise errors.workspace_conflict(workspace.id, name, have, given)
+                workspace = settings.applied_to(workspace)
+            self._workspaces[workspace.id] = workspace
             self._applications[application.client_id] = application
             return application, workspace
 

@@ -41,7 +41,9 @@ class PublicApi:
         client_id = required_string(body, "clientId")
         request.state.client_id = client_id
         client_secret = required_string(body, "clientSecret")
-        issued = self.state.tokens.exchange(client_id, client_secret)
+        # A token signed with the key of the generation the request started in, or none.
+        with self.state.fence.guard_request(request.scope):
+            issued = self.state.tokens.exchange(client_id, client_secret)
         request.state.token_fingerprint = fingerprint(issued.access_token)
         return json_response(serialize.token(issued), headers={"Cache-Control": "no-store"})
 
@@ -82,7 +84,8 @@ class PublicApi:
                 link = state.sandbox.preview_create(new, now)
             else:
                 # One namespace of slugs: a sample link's slug is taken for live links too.
-                link = state.live.create(principal.workspace, new, now, state.sandbox.has_slug)
+                with self.state.fence.guard_request(request.scope):
+                    link = state.live.create(principal.workspace, new, now, state.sandbox.has_slug)
         except ApiError as error:
             raise _with_rate_headers(error, decision) from None
         persisted = principal.environment == "live"
@@ -112,9 +115,10 @@ class PublicApi:
         authorization = request.headers.get("authorization")
         if authorization:
             request.state.token_fingerprint = fingerprint(authorization.partition(" ")[2].strip())
-        principal = self.state.tokens.authenticate(authorization)
-        request.state.client_id = principal.application.client_id
-        decision = self.state.limiter.acquire(principal.rate_key, principal.rate_limit)
+        with self.state.fence.guard_request(request.scope):
+            principal = self.state.tokens.authenticate(authorization)
+            request.state.client_id = principal.application.client_id
+            decision = self.state.limiter.acquire(principal.rate_key, principal.rate_limit)
         if not decision.allowed:
             raise errors.rate_limited(decision.retry_after, decision.headers())
         return principal, decision

@@ -50,6 +50,9 @@ class Settings:
     rate_limit_per_minute: int | None = None
     token_ttl_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
+    # Render the sample set's QR codes in a background thread once serving (see
+    # EmulatorState.warm_up), so the first walk through the links is as fast as the next.
+    warm_up: bool = False
 
     @property
     def resolved_fixtures_dir(self) -> Path:

@@ -32,10 +32,11 @@ class ShortLinks:
         if live is not None:
             if request.method == "GET":
                 client = request.client.host if request.client else ""
-                # A clock set back before the link existed still counts the visit at its birth.
-                at = max(state.clock.now(), live.created_at)
-                visit = visit_from_request(request.headers, client, at)
-                state.live.record_visits(live.link_id, [visit])
+                with state.fence.guard_request(request.scope):
+                    # A clock set back before the link existed counts the visit at its birth.
+                    at = max(state.clock.now(), live.created_at)
+                    visit = visit_from_request(request.headers, client, at)
+                    state.live.record_visits(live.link_id, [visit])
             return _redirect(live.destination)
         sample = state.sandbox.by_slug(slug)
         if sample is not None:  # sample analytics are static: follow, record nothing

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+
 from emulator import errors
 from emulator.auth import TokenService
 from emulator.clock import Clock
 from emulator.faults import FaultPlan
+from emulator.fence import Fence
 from emulator.journal import Journal
 from emulator.live_store import LiveStore
 from emulator.ratelimit import RateLimiter
 from emulator.registry import Registry
 from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
-from emulator.store import SandboxStore
+from emulator.store import LinkQuery, SandboxStore
 from emulator.visits import BulkVisits
+
+# The default set whole; of a large generated one, the first pages a client walks (rendering
+# takes about 4 ms a link).
+WARM_UP_LINKS = 500
+_WARM_PAGE = 100
 
 
 def load_sandbox(settings: Settings) -> SandboxStore:
@@ -36,6 +44,9 @@ class EmulatorState:
         self.sandbox = sandbox if sandbox is not None else load_sandbox(settings)
         self.rendered = RenderedLinks(settings.short_base)
         self.live = LiveStore.open(settings.db_path, seed=settings.seed)
+        self.fence = Fence()
+        self._warm_lock = threading.Lock()
+        self._warm = False
         self._build()
 
     def _build(self) -> None:
@@ -68,8 +79,23 @@ class EmulatorState:
         return self.live.record_visits(link_id, visits), link_id
 
     def reset(self) -> None:
-        self.live.clear()
-        self._build()
+        """Back to the start. Requests in flight are fenced off (see `emulator.fence`)."""
+        with self.fence.advance():
+            self.live.clear()
+            self._build()
+
+    def warm_up(self) -> int:
+        """Render the sample set's list items, QR codes included, so that no request pays for
+        them; returns how many. Once per state: a second caller waits for the first."""
+        count = min(len(self.sandbox), WARM_UP_LINKS)
+        with self._warm_lock:
+            if not self._warm:
+                for offset in range(0, count, _WARM_PAGE):  # the default order's first pages
+                    query = LinkQuery(limit=min(_WARM_PAGE, count - offset), offset=offset)
+                    for link in self.sandbox.query(query).items:
+                        self.rendered.summary(link)
+                self._warm = True
+        return count
 
     def close(self) -> None:
         self.live.close()

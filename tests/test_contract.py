@@ -44,6 +44,9 @@ EMULATOR_ONLY_CODES = {
     "uri_too_long",
     "request_timeout",
     "malformed_request",
+    "emulator_reset",
+    "application_exists",
+    "workspace_conflict",
 }
 CONTRACT_URI = "urn:8here:contract"
 

@@ -158,8 +158,16 @@ def test_clock_advance(client: TestClient) -> None:
     assert body["now"] == "2026-01-01T00:01:01Z"
     assert body["epoch"] == FROZEN_EPOCH + 61
     assert body["frozen"] is True
-    assert advance_clock(client, -61)["epoch"] == FROZEN_EPOCH
-    assert advance_clock(client, 86400 * 365)["now"] == "2027-01-01T00:00:00Z"
+    assert advance_clock(client, 86400 * 365 - 61)["now"] == "2027-01-01T00:00:00Z"
+
+
+def test_clock_never_advances_backwards(client: TestClient) -> None:
+    set_clock(client, FROZEN_NOW)
+    response = client.post(f"{CONTROL}/clock", json={"advanceSeconds": -10})
+    error = assert_error(response, 422, "validation_failed", "advanceSeconds")
+    assert "set it to an earlier instant" in error["message"]
+    assert client.get(f"{CONTROL}/clock").json()["now"] == FROZEN_NOW
+    assert set_clock(client, "2025-12-31T23:59:50Z")["now"] == "2025-12-31T23:59:50Z"
 
 
 def test_clock_drives_api_timestamps(client: TestClient) -> None:
@@ -270,9 +278,21 @@ def test_register_live_application_in_a_new_workspace(client: TestClient) -> Non
     assert listed.status_code == 200 and listed.json()["pagination"]["total"] == 0
 
 
-def test_registering_again_replaces_the_secret(client: TestClient) -> None:
+def test_registering_an_existing_client_id_is_a_conflict(client: TestClient) -> None:
     register_app(client, "twice", "first_secret")
-    register_app(client, "twice", "second_secret")
+    for client_id in ("twice", "sb_demo_client"):
+        body = {"clientId": client_id, "clientSecret": "other_secret"}
+        response = client.post(f"{CONTROL}/applications", json=body)
+        error = assert_error(response, 409, "application_exists", "clientId")
+        assert repr(client_id) in error["message"] and "replace" in error["message"]
+    assert token_for(client, "twice", "first_secret")
+    assert token_for(client)
+
+
+def test_registering_again_with_replace_replaces_the_secret(client: TestClient) -> None:
+    register_app(client, "twice", "first_secret")
+    body = {"clientId": "twice", "clientSecret": "second_secret", "replace": True}
+    assert client.post(f"{CONTROL}/applications", json=body).status_code == 201
     assert_error(
         client.post(TOKEN_PATH, json={"clientId": "twice", "clientSecret": "first_secret"}),
         401,

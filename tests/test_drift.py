@@ -77,18 +77,15 @@ FAST = ["--rate-limit", "1000000/m", "--seed", "7"]
 
 
 def _register(url: str, credentials: tuple[str, str], environment: str) -> None:
-    response = requests.post(
-        f"{url}/_emulator/applications",
-        json={
-            "clientId": credentials[0],
-            "clientSecret": credentials[1],
-            "environment": environment,
-            "workspaceId": "ws_drift_target",
-            "rateLimitPerMinute": 1_000_000,
-            "linkQuota": 1_000_000,
-        },
-        timeout=10,
-    )
+    body: dict[str, Any] = {
+        "clientId": credentials[0],
+        "clientSecret": credentials[1],
+        "environment": environment,
+        "rateLimitPerMinute": 1_000_000,
+    }
+    if environment == "live":  # sandbox applications share the sandbox workspace
+        body |= {"workspaceId": "ws_drift_target", "linkQuota": 1_000_000}
+    response = requests.post(f"{url}/_emulator/applications", json=body, timeout=10)
     assert response.status_code == 201, response.text
 
 

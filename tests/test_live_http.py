@@ -187,11 +187,41 @@ def test_registration_with_api_access_off_gives_403_tokens(client: TestClient) -
 
 def test_a_second_app_joins_an_existing_workspace_as_it_is(client: TestClient) -> None:
     register_live(client, "join_a", "ws_join", kind="company", quota=5, workspace_rate=9)
-    body = register_live(client, "join_b", "ws_join", kind="personal", quota=50)
+    body = register_live(client, "join_b", "ws_join")
+    again = register_live(client, "join_c", "ws_join", kind="company", quota=5)
     served = workspace_json(client, "ws_join")
     served.pop("linksUsed")
-    assert body["workspace"] == served
+    assert body["workspace"] == again["workspace"] == served
     assert body["workspace"]["kind"] == "company" and body["workspace"]["linkQuota"] == 5
+
+
+def test_joining_a_workspace_with_other_settings_is_a_conflict(client: TestClient) -> None:
+    register_live(client, "join_a", "ws_join", kind="company", quota=5)
+    body = {
+        "clientId": "join_b",
+        "clientSecret": "join_b_secret",
+        "environment": "live",
+        "workspaceId": "ws_join",
+        "workspaceKind": "company",
+        "linkQuota": 50,
+    }
+
+    refused = client.post(f"{CONTROL}/applications", json=body)
+
+    error = assert_error(refused, 409, "workspace_conflict", "linkQuota")
+    assert error["message"] == (
+        "The workspace 'ws_join' already exists with linkQuota 5, not 50; set replace to change it."
+    )
+    assert_error(
+        client.post(TOKEN_PATH, json={"clientId": "join_b", "clientSecret": "join_b_secret"}),
+        401,
+        "invalid_client",
+    )
+    replaced = client.post(f"{CONTROL}/applications", json={**body, "replace": True})
+    assert replaced.status_code == 201, replaced.text
+    assert replaced.json()["workspace"]["linkQuota"] == 50
+    assert workspace_json(client, "ws_join")["linkQuota"] == 50
+    assert workspace_json(client, "ws_join")["kind"] == "company"
 
 
 @pytest.mark.parametrize(

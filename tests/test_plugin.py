@@ -189,6 +189,7 @@ def test_a_users_test_file_passes(user):
     result.stdout.re_match_lines(
         [
             r"8here-emulator: session server ready in \d+\.\d{3} s \(fixture call to first 200\);"
+            r" QR codes of 240 sample links rendered in \d+\.\d{3} s before the first test;"
             r" per-test reset median \d+\.\d{3} ms over 5 tests"
         ]
     )
@@ -259,7 +260,9 @@ def test_under_xdist_each_worker_has_its_own_server_and_database(user, tmp_path,
     result.stdout.re_match_lines(
         [
             r"8here-emulator: session server ready in \d+\.\d{3} s \(gw\d\), \d+\.\d{3} s \(gw\d\)"
-            r" \(fixture call to first 200\); per-test reset median \d+\.\d{3} ms over 12 tests"
+            r" \(fixture call to first 200\); QR codes of 240 sample links rendered in"
+            r" \d+\.\d{3} s \(gw\d\), \d+\.\d{3} s \(gw\d\) before the first test;"
+            r" per-test reset median \d+\.\d{3} ms over 12 tests"
         ]
     )
 

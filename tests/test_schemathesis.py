@@ -43,14 +43,15 @@ STATEFUL_RESPONSES: Counter[tuple[str, int]] = Counter()
 
 
 def _fuzz_application(environment: str) -> dict[str, Any]:
-    return {
+    application: dict[str, Any] = {
         "clientId": f"fuzz_{environment}",
         "clientSecret": f"fuzz_{environment}_secret",
         "environment": environment,
-        "workspaceId": "sandbox" if environment == "sandbox" else "ws_fuzz",
         "rateLimitPerMinute": 1_000_000,
-        "linkQuota": 1_000_000,
     }
+    if environment == "live":  # sandbox applications share the sandbox workspace
+        application |= {"workspaceId": "ws_fuzz", "linkQuota": 1_000_000}
+    return application
 
 
 def _register_fuzz_client(app: Starlette, environment: str) -> None:

@@ -84,14 +84,15 @@ class EmulatorEnd:
         """Give the emulator the target's application (same id and secret, same environment)
         with a limit it never reaches; `False` if its control API refused."""
         options = self.options
-        body = {
+        body: dict[str, object] = {
             "clientId": options.client_id,
             "clientSecret": options.client_secret,
             "environment": "live" if environment == "live" else "sandbox",
-            "workspaceId": DRIFT_WORKSPACE,
             "rateLimitPerMinute": EMULATOR_RATE_LIMIT,
-            "linkQuota": 1_000_000,
+            "replace": True,  # the demo app's id, say: this run's settings win
         }
+        if environment == "live":  # sandbox applications share the sandbox workspace
+            body |= {"workspaceId": DRIFT_WORKSPACE, "linkQuota": 1_000_000}
         headers = {}
         if options.emulator_control_token:
             headers["Authorization"] = f"Bearer {options.emulator_control_token}"
