@@ -24,6 +24,7 @@ from emulator.assertions import (
     check_no_page_past_end,
     check_retry_after_obeyed,
     check_token_refreshed_after_expiry,
+    check_token_refreshed_before_expiry,
     check_token_reused,
 )
 from emulator.clock import format_timestamp
@@ -333,6 +334,61 @@ def test_no_expiry_means_nothing_to_judge():
 
     assert message is not None and message.startswith("nothing to judge")
     assert "emulator.clock.advance(3600)" in message
+
+
+# -- refresh before expiry
+
+
+def test_renewing_before_the_expiry_passes():
+    journal = Journal()
+    journal.exchange(0, "tok_1")
+    journal.call(1, "tok_1")
+    journal.exchange(3570, "tok_2")  # 30 s before tok_1 expires
+    journal.call(3600, "tok_2")
+
+    assert check_token_refreshed_before_expiry(journal.entries) is None
+
+
+def test_sending_a_token_at_its_expiry_is_named():
+    journal = Journal()
+    journal.exchange(0, "tok_1", body={"expiresAt": "2026-01-01T01:00:00Z"})
+    journal.call(1, "tok_1")
+    journal.call(3600, "tok_1", status=401, body={"error": {"code": "token_expired"}})
+    journal.exchange(3600, "tok_2")
+    journal.call(3600, "tok_2")
+
+    message = check_token_refreshed_before_expiry(journal.entries)
+
+    assert message == (
+        "the client used a token that had expired:\n"
+        f"  #3 GET {LINKS_PATH} -> 401 at 2026-01-01T01:00:00Z: sent the token from #1, which "
+        "expired at 2026-01-01T01:00:00Z; exchange credentials before then"
+    )
+    assert check_token_refreshed_after_expiry(journal.entries) is None  # the reactive kind
+
+
+def test_no_call_past_an_expiry_means_nothing_to_judge():
+    journal = Journal()
+    journal.exchange(0, "tok_1")
+    journal.call(3599, "tok_1")
+
+    message = check_token_refreshed_before_expiry(journal.entries)
+
+    assert message is not None and message.startswith("nothing to judge")
+    assert "emulator.clock.advance(3600 - 30)" in message
+    assert check_token_refreshed_before_expiry(journal.entries, require_evidence=False) is None
+
+
+def test_judging_one_client_leaves_the_others_alone():
+    journal = Journal()
+    journal.exchange(0, "tok_1")
+    journal.exchange(0, "tok_b", client="sb_b")
+    journal.call(3600, "tok_b", status=401, body={"error": {"code": "token_expired"}})
+    journal.exchange(3590, "tok_2")
+    journal.call(3600, "tok_2")
+
+    assert check_token_refreshed_before_expiry(journal.entries, client_id="sb_a") is None
+    assert check_token_refreshed_before_expiry(journal.entries, client_id="sb_b") is not None
 
 
 # -- pages past the end

@@ -161,6 +161,11 @@ def test_clock_advance(client: TestClient) -> None:
     assert advance_clock(client, 86400 * 365 - 61)["now"] == "2027-01-01T00:00:00Z"
 
 
+def test_clock_takes_now_or_advance_not_both(client: TestClient) -> None:
+    body = {"now": FROZEN_NOW, "advanceSeconds": 5}
+    assert_error(client.post(f"{CONTROL}/clock", json=body), 422, "validation_failed", "now")
+
+
 def test_clock_never_advances_backwards(client: TestClient) -> None:
     set_clock(client, FROZEN_NOW)
     response = client.post(f"{CONTROL}/clock", json={"advanceSeconds": -10})
@@ -289,6 +294,18 @@ def test_registering_an_existing_client_id_is_a_conflict(client: TestClient) -> 
     assert token_for(client)
 
 
+def test_a_sandbox_application_takes_no_workspace_settings(client: TestClient) -> None:
+    body = {"clientId": "sb_q", "clientSecret": "s", "linkQuota": 5}
+
+    error = assert_error(
+        client.post(f"{CONTROL}/applications", json=body), 422, "validation_failed", "linkQuota"
+    )
+
+    assert error["message"] == (
+        "linkQuota is for live applications: sandbox applications share the sandbox workspace."
+    )
+
+
 def test_registering_again_with_replace_replaces_the_secret(client: TestClient) -> None:
     register_app(client, "twice", "first_secret")
     body = {"clientId": "twice", "clientSecret": "second_secret", "replace": True}
@@ -318,6 +335,10 @@ def test_registering_again_with_replace_replaces_the_secret(client: TestClient) 
         {"clientId": "a", "clientSecret": "b", "rateLimitPerMinute": "100"},
         {"clientId": "a", "clientSecret": "b", "rateLimitPerMinute": True},
         {"clientId": "a", "clientSecret": "b", "rateLimitPerMinute": 10**30},
+        {"clientId": "a", "clientSecret": "b", "linkQuota": 5},
+        {"clientId": "a", "clientSecret": "b", "workspaceKind": "company"},
+        {"clientId": "a", "clientSecret": "b", "apiAccess": False},
+        {"clientId": "a", "clientSecret": "b", "replace": "yes"},
         [],
         "a",
     ],
@@ -520,6 +541,11 @@ def test_delete_faults_clears_them(client: TestClient) -> None:
         {"status": 503, "times": 1, "method": 5},
         {"status": 503, "times": 1, "path": ["/"]},
         {"status": 503, "times": 10**30},
+        {"status": 429, "times": 1, "retryAfter": 0},
+        {"status": 429, "times": 1, "retryAfter": "5"},
+        {"status": 429, "times": 1, "retryAfter": 10**6},
+        {"delayMs": 10, "times": 1, "retryAfter": 5},
+        {"status": 503, "times": 1, "method": "FETCH"},
         [],
         "fault",
     ],
@@ -530,6 +556,94 @@ def test_bad_fault_bodies_are_4xx(client: TestClient, body: Any) -> None:
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["error"]["code"] in ("invalid_request", "validation_failed")
     assert client.get(f"{CONTROL}/faults").json()["faults"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("api/api-applications/token", "must start with '/'"),
+        ("*/links", "must start with '/'"),
+        (f"{LINKS_PATH}?limit=1", "must not hold '?'"),
+        (f"{LINKS_PATH}*?", "must not hold '?'"),
+    ],
+)
+def test_a_fault_path_that_could_never_match_is_refused(
+    client: TestClient, path: str, says: str
+) -> None:
+    response = client.post(f"{CONTROL}/faults", json={"status": 503, "times": 1, "path": path})
+
+    error = assert_error(response, 422, "validation_failed", "path")
+    assert says in error["message"]
+    assert client.get(f"{CONTROL}/faults").json()["faults"] == []
+
+
+def test_a_fault_lists_how_often_it_fired(client: TestClient) -> None:
+    _add_fault(client, status=503, times=3, path=TOKEN_PATH)
+    client.post(TOKEN_PATH, json={})
+
+    assert client.get(f"{CONTROL}/faults").json()["faults"] == [
+        {
+            "method": None,
+            "path": TOKEN_PATH,
+            "status": 503,
+            "delayMs": 0,
+            "retryAfter": None,
+            "times": 2,
+            "fired": 1,
+        }
+    ]
+
+
+def test_an_injected_429_says_when_to_retry_and_whose_window(client: TestClient) -> None:
+    set_clock(client, FROZEN_NOW)
+    register_app(client, "sb_limited", "sb_limited_secret", rate_limit=7)
+    headers = auth_headers(client, "sb_limited", "sb_limited_secret")
+    assert client.get(LINKS_PATH, params={"limit": 1}, headers=headers).status_code == 200
+    fault = _add_fault(client, status=429, times=1, path=LINKS_PATH, retryAfter=30)
+    assert fault["retryAfter"] == 30
+
+    refused = client.get(LINKS_PATH, params={"limit": 1}, headers=headers)
+
+    assert_error(refused, 429, "injected_fault")
+    assert refused.headers["Retry-After"] == "30"
+    assert refused.headers["X-RateLimit-Limit"] == "7"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.headers["X-RateLimit-Reset"] == str(FROZEN_EPOCH + 30)
+    assert _journal(client)[-1]["retryAfter"] == 30
+    # The window itself is untouched: the injected 429 was not counted.
+    after = client.get(LINKS_PATH, params={"limit": 1}, headers=headers)
+    assert after.headers["X-RateLimit-Remaining"] == "5"
+
+
+def test_an_injected_429_has_a_retry_after_even_unasked(client: TestClient) -> None:
+    headers = auth_headers(client)
+    _add_fault(client, status=429, times=1)
+
+    refused = client.get(LINKS_PATH, headers=headers)
+
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.headers["X-RateLimit-Limit"] == "15"
+
+
+def test_an_injected_429_without_a_good_token_has_no_window(client: TestClient) -> None:
+    _add_fault(client, status=429, times=3, retryAfter=9)
+    for headers in ({}, {"Authorization": "Bearer eh_forged.token"}):
+        refused = client.get(LINKS_PATH, headers=headers)
+        assert refused.headers["Retry-After"] == "9"
+        assert not [h for h in refused.headers if h.lower().startswith("x-ratelimit")]
+    token = client.post(TOKEN_PATH, json={"clientId": "x", "clientSecret": "y"})
+    assert (token.status_code, token.headers["Retry-After"]) == (429, "9")
+
+
+def test_retry_after_goes_with_other_statuses_too(client: TestClient) -> None:
+    headers = auth_headers(client)
+    _add_fault(client, status=503, times=1, retryAfter=120)
+
+    refused = client.get(LINKS_PATH, headers=headers)
+
+    assert_error(refused, 503, "injected_fault")
+    assert refused.headers["Retry-After"] == "120"
+    assert "X-RateLimit-Limit" not in refused.headers
 
 
 # --- faults seen from a browser ------------------------------------------------------------------

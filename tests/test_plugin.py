@@ -267,6 +267,48 @@ def test_under_xdist_each_worker_has_its_own_server_and_database(user, tmp_path,
     )
 
 
+# -- a test's requests stay in that test
+
+LEAKING_TESTS = """
+import time
+
+import httpx
+import pytest
+
+LINKS = "/api/api-applications/public/links"
+DELAY_SECONDS = 0.3
+
+
+def get(emulator, timeout):
+    headers = {"Authorization": "Bearer " + emulator.token()}
+    return httpx.get(emulator.url + LINKS, params={"limit": 1}, headers=headers, timeout=timeout)
+
+
+@pytest.mark.parametrize("n", range(5))
+def test_a_delayed_request_outlives_its_test(emulator, n):
+    # What the previous test left in flight has finished by now, one way or another.
+    time.sleep(DELAY_SECONDS + 0.2)
+    emulator.clock.freeze()
+
+    assert get(emulator, timeout=5).headers["X-RateLimit-Remaining"] == "14"
+    assert [(r.path, r.status) for r in emulator.journal] == [(LINKS, 200)]
+    assert emulator.state.live.count("ws_personal_demo") == 0
+
+    # Leave a request in flight for the next test: the client gives up before the delay ends.
+    emulator.fault(delay_ms=int(DELAY_SECONDS * 1000), path=LINKS)
+    with pytest.raises(httpx.ReadTimeout):
+        get(emulator, timeout=0.05)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-p", "xdist", "-n", "2"]], ids=["serial", "xdist"])
+def test_a_delayed_request_that_outlives_its_test_never_reaches_the_next(user, workers):
+    """Finding 1 of issue 11: the delayed request used to be journaled in the next test."""
+    user.makepyfile(test_leak=LEAKING_TESTS)
+
+    _run(user, *workers).assert_outcomes(passed=5)
+
+
 # -- settings
 
 
