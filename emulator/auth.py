@@ -124,6 +124,11 @@ def fingerprint(token: str) -> str:
     return "tok_" + digest[:12]
 
 
+def bearer_fingerprint(authorization: str) -> str:
+    """The fingerprint of the token in an `Authorization` header's value."""
+    return fingerprint(authorization.partition(" ")[2].strip())
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

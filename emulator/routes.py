@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import convertors, errors, serialize
-from emulator.auth import fingerprint
+from emulator.auth import bearer_fingerprint, fingerprint
 from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
 from emulator.parsing import parse_link_query, read_json_body
@@ -114,7 +114,7 @@ class PublicApi:
         """Authenticate, then count the call against the caller's window (or refuse it)."""
         authorization = request.headers.get("authorization")
         if authorization:
-            request.state.token_fingerprint = fingerprint(authorization.partition(" ")[2].strip())
+            request.state.token_fingerprint = bearer_fingerprint(authorization)
         with self.state.fence.guard_request(request.scope):
             principal = self.state.tokens.authenticate(authorization)
             request.state.client_id = principal.application.client_id

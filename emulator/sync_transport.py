@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from typing import Any
 
@@ -29,6 +30,17 @@ class LoopThread:
         self._thread.start()
 
     def stop(self) -> None:
+        """Cancel what still runs (a delayed request whose client gave up), then stop."""
+
+        async def cancel_the_rest() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        cancelled = asyncio.run_coroutine_threadsafe(cancel_the_rest(), self.loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            cancelled.result(_STOP_TIMEOUT_SECONDS)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=_STOP_TIMEOUT_SECONDS)
         if not self._thread.is_alive():

@@ -22,6 +22,7 @@ from emulator.settings import Settings, default_fixtures_dir
 pytest_plugins = ["pytester"]
 
 EXAMPLE = Path(__file__).parent / "examples" / "test_client_example.py"
+SYNC_EXAMPLE = Path(__file__).parent / "examples" / "test_sync_client_example.py"
 HEAVY_MODULES = ("uvicorn", "starlette", "segno", "faker", "httpx")
 # A user's project: strict, and without the dev environment's unrelated plugins, which a user's
 # virtual environment lacks and which cost seconds per pytest start.
@@ -456,7 +457,85 @@ def test_emulator_app_serves_without_any_socket(user):
     _run(user).assert_outcomes(passed=2)
 
 
-# -- the shipped example
+# -- faults that never fired
+
+UNFIRED_TESTS = """
+import httpx
+
+LINKS = "/api/api-applications/public/links"
+
+
+def test_fires_one_of_two(emulator):
+    emulator.fault(503, path=LINKS)
+    emulator.fault(500, method="POST", path=LINKS, times=2)
+    headers = {"Authorization": "Bearer " + emulator.token()}
+    assert httpx.get(emulator.url + LINKS, headers=headers).status_code == 503
+
+
+def test_meant_not_to_fire(emulator_app):
+    emulator_app.fault(503, path=LINKS)
+    emulator_app.clear_faults()
+
+
+def test_fails_anyway(emulator):
+    emulator.fault(503, path=LINKS)
+    assert False, "a failing test is not judged again"
+"""
+
+
+def test_a_passing_test_with_faults_that_never_fired_gets_a_warning(user):
+    user.makepyfile(test_unfired=UNFIRED_TESTS)
+    user.makeini(STRICT_INI.replace("filterwarnings = error\n", ""))
+
+    result = _run(user, "-rA")
+
+    result.assert_outcomes(passed=2, failed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unfired.py::test_fires_one_of_two*",
+            "*UnfiredFaultWarning: 1 fault injected by this test never fired*",
+            "*status 500 on POST /api/api-applications/public/links: fired 0 of 2",
+            "*emulator.clear_faults()*",
+        ]
+    )
+    assert "status 503 on any method" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "env"),
+    [
+        (["--emulator-unfired-faults=fail"], "", None),
+        ([], "emulator_unfired_faults = fail\n", None),
+        ([], "", "fail"),
+        ([], "", None),  # filterwarnings = error makes the warning fail the test too
+    ],
+    ids=["option", "ini", "environment", "strict warnings"],
+)
+def test_faults_that_never_fired_can_fail_the_test(user, monkeypatch, args, ini, env):
+    if env is not None:
+        monkeypatch.setenv("EMULATOR_TEST_UNFIRED_FAULTS", env)
+    user.makepyfile(test_unfired=UNFIRED_TESTS)
+    user.makeini(STRICT_INI + ini)
+
+    result = _run(user, *args)
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_fires_one_of_two _*",
+            "*1 fault injected by this test never fired*",
+            "*status 500 on POST /api/api-applications/public/links: fired 0 of 2",
+        ]
+    )
+
+
+def test_faults_that_never_fired_can_be_ignored(user):
+    user.makepyfile(test_unfired=UNFIRED_TESTS)
+
+    _run(user, "--emulator-unfired-faults=ignore").assert_outcomes(passed=2, failed=1)
+
+
+# -- the shipped examples
 
 
 def test_the_shipped_example_runs_on_its_own(user):
@@ -467,10 +546,19 @@ def test_the_shipped_example_runs_on_its_own(user):
     result.assert_outcomes(passed=9)
 
 
-def test_the_readme_shows_the_shipped_example_verbatim():
+def test_the_shipped_sync_example_runs_on_its_own(user):
+    user.makepyfile(test_sync_client_example=SYNC_EXAMPLE.read_text(encoding="utf-8"))
+
+    result = _run(user)
+
+    result.assert_outcomes(passed=7)
+
+
+@pytest.mark.parametrize("example", [EXAMPLE, SYNC_EXAMPLE], ids=lambda path: path.name)
+def test_the_readme_shows_the_shipped_examples_verbatim(example):
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
-    assert f"```python\n{EXAMPLE.read_text(encoding='utf-8')}```" in readme
+    assert f"```python\n{example.read_text(encoding='utf-8')}```" in readme
 
 
 # -- the handle, in this process
