@@ -84,6 +84,11 @@ class EmulatorState:
             self.live.clear()
             self._build()
 
+    @property
+    def warm(self) -> bool:
+        """Whether `warm_up` has run to its end."""
+        return self._warm
+
     def warm_up(self) -> int:
         """Render the sample set's list items, QR codes included, so that no request pays for
         them; returns how many. Once per state: a second caller waits for the first."""

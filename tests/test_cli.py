@@ -232,6 +232,22 @@ def test_ctrl_c_says_the_live_links_in_memory_are_lost(served: Served) -> None:
     assert "Traceback" not in served.stderr
 
 
+def test_serve_renders_the_sample_qr_codes_in_the_background() -> None:
+    from emulator.cli import build_parser, settings_from
+    from emulator.testing import EmulatorServer
+
+    settings = settings_from(build_parser().parse_args(["serve"]))
+    assert settings.warm_up
+
+    with EmulatorServer(settings) as server:
+        state = server.app.state.emulator
+        assert httpx.get(f"{server.url}/_emulator/health", timeout=5.0).status_code == 200
+        deadline = time.monotonic() + START_TIMEOUT
+        while not state.warm:
+            assert time.monotonic() < deadline, "the warm-up never finished"
+            time.sleep(0.02)
+
+
 def test_no_control_hides_the_control_api() -> None:
     for served in _serve("--no-control"):
         greeting = served.greeting()

@@ -220,7 +220,15 @@ def test_requests_qr_codes_and_the_clock(
     form.get_by_role("button", name="Add fault").click()
     expect(page.locator("#faults li.fault")).to_have_count(1)
     assert http.get(f"{CONTROL}/faults").json()["faults"] == [
-        {"method": None, "path": f"{LINKS_PATH}/*", "status": 503, "delayMs": 0, "times": 2}
+        {
+            "method": None,
+            "path": f"{LINKS_PATH}/*",
+            "status": 503,
+            "delayMs": 0,
+            "retryAfter": None,
+            "times": 2,
+            "fired": 0,
+        }
     ]
 
     # A client request appears in the requests view, on the emulator's clock.
