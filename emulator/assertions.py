@@ -163,6 +163,17 @@ class _Reading:
             if r.is_links_call and self.caller(r) and client_id in (None, self.caller(r))
         ]
 
+    def expired_uses(self, client_id: str | None) -> list[tuple[JournalRecord, _Issued]]:
+        """Links calls that sent a token at or past its expiry (or were told it expired)."""
+        uses = []
+        for record in self.calls(client_id):
+            issued = self.tokens.get(record.token_fingerprint or "")
+            if issued is not None and (
+                record.time >= issued.expires_at or record.error_code == "token_expired"
+            ):
+                uses.append((record, issued))
+        return uses
+
     def exchanges(self, client_id: str | None) -> list[JournalRecord]:
         return [
             r
@@ -277,12 +288,8 @@ def check_token_refreshed_after_expiry(
     at most once (the 401 that told it) and did exchange afterwards."""
     reading = _Reading(journal, ttl_seconds)
     expired_uses: dict[str, list[JournalRecord]] = {}
-    for record in reading.calls(client_id):
-        issued = reading.tokens.get(record.token_fingerprint or "")
-        if issued is None:
-            continue
-        if record.time >= issued.expires_at or record.error_code == "token_expired":
-            expired_uses.setdefault(record.token_fingerprint or "", []).append(record)
+    for record, _issued in reading.expired_uses(client_id):
+        expired_uses.setdefault(record.token_fingerprint or "", []).append(record)
     offences: list[str] = []
     for fingerprint, uses in expired_uses.items():
         issued = reading.tokens[fingerprint]
@@ -317,16 +324,11 @@ def check_token_refreshed_before_expiry(
     """The client renewed its token before it expired: it never sent a token at or after the
     token's `expiresAt` (on the emulator's clock), so no call was refused as `token_expired`."""
     reading = _Reading(journal, ttl_seconds)
-    offences: list[str] = []
-    for record in reading.calls(client_id):
-        issued = reading.tokens.get(record.token_fingerprint or "")
-        if issued is None:
-            continue
-        if record.time >= issued.expires_at or record.error_code == "token_expired":
-            offences.append(
-                f"{record}: sent the token from #{issued.exchange.sequence}, which expired at "
-                f"{format_timestamp(issued.expires_at)}; exchange credentials before then"
-            )
+    offences = [
+        f"{record}: sent the token from #{issued.exchange.sequence}, which expired at "
+        f"{format_timestamp(issued.expires_at)}; exchange credentials before then"
+        for record, issued in reading.expired_uses(client_id)
+    ]
     if offences:
         return _failure("the client used a token that had expired:", offences)
     if require_evidence and not _renewed_in_time(reading, client_id):

@@ -193,7 +193,9 @@ class Emulator:
         """A fresh bearer token for `app` (credentials or a client id; default: `credentials`).
         Issued directly, so it is not in the journal."""
         chosen = self._credentials_of(app) if isinstance(app, str) else app or self.credentials
-        return self.state.tokens.exchange(chosen.client_id, chosen.client_secret).access_token
+        with _arguments():  # wrong credentials, or a workspace without API access
+            issued = self.state.tokens.exchange(chosen.client_id, chosen.client_secret)
+        return issued.access_token
 
     def register_application(
         self,

@@ -139,6 +139,15 @@ def test_bad_arguments_raise_value_errors_with_the_http_message(emulator, call, 
     assert emulator.pending_faults == []
 
 
+def test_a_token_the_emulator_would_refuse_raises(emulator):
+    with pytest.raises(InvalidArgument) as disabled:
+        emulator.token("lv_demo_disabled")
+    with pytest.raises(LookupError):
+        emulator.token("nobody")
+
+    assert disabled.value.code == "api_access_disabled"
+
+
 def test_a_visit_names_its_bad_argument(emulator):
     app = emulator.register_application(environment="live")
     created = httpx.post(
@@ -315,7 +324,10 @@ def test_a_sync_client_that_times_out_leaves_nothing_in_the_next_test(emulator_a
     ) as http:
         with pytest.raises(httpx.ReadTimeout):
             http.get(LINKS_PATH, headers=_bearer(emulator_app.token()))
-        assert emulator_app.pending_faults == []  # the request is in flight, delayed
+        deadline = time.monotonic() + 10
+        while emulator_app.pending_faults:  # until the request is in flight, delayed
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
 
         emulator_app.reset()
         time.sleep(0.2)  # the delayed request sees the reset within 50 ms and gives up

@@ -299,6 +299,10 @@ def test_a_delayed_request_outlives_its_test(emulator, n):
     emulator.fault(delay_ms=int(DELAY_SECONDS * 1000), path=LINKS)
     with pytest.raises(httpx.ReadTimeout):
         get(emulator, timeout=0.05)
+    deadline = time.monotonic() + 10
+    while emulator.pending_faults:  # until the server has started it (on a busy machine, later)
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 """
 
 
