@@ -90,18 +90,15 @@ def readme_schemathesis_block() -> tuple[str, dict[str, str]]:
 
 def _fuzz(server: EmulatorServer, environment: str, command: str, cwd: Path) -> str:
     client_id, secret, workspace = FUZZ_APPS[environment]
-    registered = requests.post(
-        f"{server.url}/_emulator/applications",
-        json={
-            "clientId": client_id,
-            "clientSecret": secret,
-            "environment": environment,
-            "workspaceId": workspace,
-            "rateLimitPerMinute": 1_000_000,
-            "linkQuota": 1_000_000,
-        },
-        timeout=10,
-    )
+    body: dict[str, object] = {
+        "clientId": client_id,
+        "clientSecret": secret,
+        "environment": environment,
+        "rateLimitPerMinute": 1_000_000,
+    }
+    if environment == "live":  # sandbox applications share the sandbox workspace
+        body |= {"workspaceId": workspace, "linkQuota": 1_000_000}
+    registered = requests.post(f"{server.url}/_emulator/applications", json=body, timeout=10)
     assert registered.status_code in (201, 409), registered.text
     prelude, _ = readme_schemathesis_block()
     script = prelude.replace("BASE=https://8here.in", f"BASE={server.url}") + "\n" + command
