@@ -353,7 +353,8 @@ def _worst_case_requests(served: Served, count: int) -> None:
     with a 64 KB body and half with a 100-link answer: the most a journal entry keeps."""
     with httpx.Client(base_url=served.url, timeout=30) as http:
         app = {"clientId": "mem_app", "clientSecret": "mem_app_secret", "environment": "sandbox"}
-        registered = http.post(f"{CONTROL}/applications", json={**app, "rateLimitPerMinute": 10**9})
+        body = {**app, "rateLimitPerMinute": 10**9, "replace": True}  # registered once per call
+        registered = http.post(f"{CONTROL}/applications", json=body)
         assert registered.status_code == 201, registered.text
         token = http.post(TOKEN_PATH, json=app).json()["accessToken"]
     base = f"{LINKS_PATH}?limit=100&fill="
