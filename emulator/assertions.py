@@ -21,10 +21,9 @@ from typing import Any, ParamSpec
 from urllib.parse import parse_qsl
 
 from emulator.clock import format_timestamp, parse_timestamp
+from emulator.paths import LINKS_PATH, TOKEN_PATH
 
 # The same paths as emulator.routes, which this module must not import (it pulls in Starlette).
-TOKEN_PATH = "/api/api-applications/token"
-LINKS_PATH = "/api/api-applications/public/links"
 DEFAULT_TOKEN_TTL_SECONDS = 3600
 
 

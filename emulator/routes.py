@@ -13,12 +13,11 @@ from emulator.auth import bearer_fingerprint, fingerprint
 from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
 from emulator.parsing import parse_link_query, read_json_body
+from emulator.paths import LINKS_PATH, TOKEN_PATH
 from emulator.ratelimit import Decision
 from emulator.responses import bytes_response, json_response
 from emulator.state import EmulatorState
 
-TOKEN_PATH = "/api/api-applications/token"
-LINKS_PATH = "/api/api-applications/public/links"
 LINK_PATH = LINKS_PATH + "/{linkId:" + convertors.ANY_ID + "}"
 
 

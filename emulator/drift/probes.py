@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from emulator.drift.transport import LINKS_PATH, TOKEN_PATH
+from emulator.paths import LINKS_PATH, TOKEN_PATH
 
 Auth = Literal["token", "none", "invalid"]
 

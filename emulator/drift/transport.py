@@ -17,9 +17,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from emulator.drift.pacing import Pacer, Progress, parse_retry_after
-
-TOKEN_PATH = "/api/api-applications/token"
-LINKS_PATH = "/api/api-applications/public/links"
+from emulator.paths import LINKS_PATH, TOKEN_PATH
 
 MAX_RETRIES_AFTER_429 = 3
 # Longer than any per-minute window; a target asking for more is out of quota for this run.
