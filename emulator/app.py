@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Lifespan
 
 from emulator import errors
 from emulator.control import ControlApi
@@ -35,6 +36,7 @@ EXPOSED_HEADERS = [
     "Retry-After",
     "Location",
     "WWW-Authenticate",
+    "X-Emulator-Check",
 ]
 
 
@@ -82,14 +84,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _lifespan(state: EmulatorState) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    state: EmulatorState, inner: Lifespan | None = None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The warm-up on start, around `inner` (a command's own start and stop, if any)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if state.settings.warm_up:
             threading.Thread(
                 target=state.warm_up, name="8here-emulator-warm-up", daemon=True
             ).start()
-        yield
+        if inner is None:
+            yield
+            return
+        async with inner(app):  # type: ignore[union-attr]
+            yield
 
     return lifespan
 
@@ -100,17 +110,34 @@ def create_app(
     """The emulator as an ASGI app. `app.state.emulator` holds its EmulatorState."""
     settings = settings or Settings()
     state = EmulatorState(settings, sandbox)
+    routes: list[BaseRoute] = [*PublicApi(state).routes(), *contract_routes()]
+    routes += control_routes(state)
+    routes += ShortLinks(state).routes()  # last: `/{slug}` would shadow nothing above
+    return request_layer(state, routes)
+
+
+def contract_routes() -> list[BaseRoute]:
     contract = Contract()
-    routes: list[Route] = [
-        *PublicApi(state).routes(),
+    return [
         Route("/openapi.json", contract.serve_json, methods=["GET"]),
         Route("/openapi.yaml", contract.serve_yaml, methods=["GET"]),
     ]
+
+
+def control_routes(state: EmulatorState) -> list[BaseRoute]:
+    """The control API and the inspector; with the control API off, only its health."""
     control = ControlApi(state).routes()
-    routes += control if settings.control else [r for r in control if r.path.endswith("/health")]
-    if settings.control:
-        routes += inspector_routes()
-    routes += ShortLinks(state).routes()  # last: `/{slug}` would shadow nothing above
+    if not state.settings.control:
+        return [r for r in control if r.path.endswith("/health")]
+    return [*control, *inspector_routes()]
+
+
+def request_layer(
+    state: EmulatorState, routes: list[BaseRoute], *, lifespan: Lifespan | None = None
+) -> Starlette:
+    """The one request layer around `routes`, for `serve` and `proxy` alike: request ids, CORS,
+    the journal and injected faults, and every error as the JSON envelope."""
+    settings = state.settings
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(
@@ -127,7 +154,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        lifespan=_lifespan(state),
+        lifespan=_lifespan(state, lifespan),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from emulator.limits import HEADER_BYTES_MAX, URL_BYTES_MAX
 from emulator.masking import Masker
@@ -44,6 +44,18 @@ def unpack_headers(packed: bytes) -> list[tuple[str, str]]:
     return [(name, value) for name, _, value in (line.partition(": ") for line in lines if line)]
 
 
+class EntryCheck(Protocol):
+    """What was checked about an entry's exchange (the proxy's checks): shown with the entry
+    (masked like it), and told the entry's sequence once it is recorded, for the headers it adds
+    to the answer."""
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def detail(self, masker: Masker) -> dict[str, Any]: ...
+
+    def recorded(self, sequence: int) -> list[tuple[str, str]]: ...
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     sequence: int
@@ -63,6 +75,7 @@ class JournalEntry:
     response_headers: bytes = b""
     response_body: bytes = b""
     masker: Masker = field(default=_UNMASKED, repr=False, compare=False)
+    check: EntryCheck | None = None
 
     def to_json(self, *, detail: bool = False) -> dict[str, Any]:
         mask = self.masker
@@ -89,6 +102,8 @@ class JournalEntry:
                 "headers": self._headers(self.response_headers),
                 "body": self._body(self.response_body),
             }
+        if self.check is not None:
+            body["check"] = self.check.detail(mask) if detail else self.check.summary()
         return body
 
     def _headers(self, packed: bytes) -> list[list[str]]:

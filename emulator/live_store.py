@@ -182,6 +182,15 @@ class LiveStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
+    def copy_in_memory(self) -> LiveStore:
+        """A copy of every link and visit in a new in-memory database (SQLite's backup)."""
+        connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.backup(connection)
+        copy = LiveStore(connection, f"copy of {self._label}")
+        copy._names = self._names
+        return copy
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

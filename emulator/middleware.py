@@ -89,7 +89,10 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+                headers = MutableHeaders(scope=message)
+                # A proxied answer keeps the id its server gave it.
+                if "x-request-id" not in headers:
+                    headers.append("X-Request-Id", request_id)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -205,16 +208,26 @@ class JournalMiddleware:
             # the client sees any byte: a client that reads the journal once it has a status
             # must find its request there.
             nonlocal pending_start
+            nonlocal request_id
             if message["type"] == "http.response.start":
                 capture.status = message["status"]
                 headers = MutableHeaders(scope=message)
-                capture.response_headers = [*headers.raw, (b"x-request-id", request_id.encode())]
+                given = headers.get("x-request-id")  # a proxied answer keeps its server's id
+                request_id = given or request_id
+                own = [] if given else [(b"x-request-id", request_id.encode())]
+                capture.response_headers = [*headers.raw, *own]
                 pending_start = message
                 return
             if message["type"] == "http.response.body":
                 capture.keep(capture.response_body, message.get("body", b""))
                 if not message.get("more_body", False):
-                    record()
+                    sequence = record()
+                    check = context.get("check")
+                    if check is not None and sequence is not None and pending_start is not None:
+                        # The answer says where its entry is: known only now, before any byte.
+                        start = MutableHeaders(scope=pending_start)
+                        for name, value in check.recorded(sequence):
+                            start.append(name, value)
                 if pending_start is not None:
                     await send(pending_start)
                     pending_start = None
@@ -225,10 +238,11 @@ class JournalMiddleware:
         received_at = _stamp(math.floor(state.clock.timestamp()))
         recorded = False
 
-        def record() -> None:
+        def record() -> int | None:
+            """Journal the request once; its sequence (`None` when already journaled)."""
             nonlocal recorded
             if recorded:
-                return
+                return None
             recorded = True
             retry_after = None
             if capture.status == 429:
@@ -242,16 +256,18 @@ class JournalMiddleware:
                 "status": capture.status,
                 "client_id": context.get("client_id"),
                 "token_fingerprint": context.get("token_fingerprint"),
-                "retry_after": int(retry_after) if retry_after else None,
+                # A proxied target may give an HTTP date; the journal keeps seconds only.
+                "retry_after": int(retry_after) if retry_after and retry_after.isdigit() else None,
                 "pagination": context.get("pagination"),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "request_headers": pack_headers(scope["headers"]),
                 "request_body": b"".join(capture.request_body),
                 "response_headers": pack_headers(capture.response_headers),
                 "response_body": b"".join(capture.response_body),
+                "check": context.get("check"),
             }
             # Into the journal of the generation the request started in, or nowhere.
-            fence.if_current(ticket, lambda: state.journal.record(**entry))
+            return fence.if_current(ticket, lambda: state.journal.record(**entry))
 
         try:
             fault = fence.if_current(

@@ -78,6 +78,30 @@ class EmulatorState:
         visits = bulk.visits(first_visitor=self.live.visit_count(link_id))
         return self.live.record_visits(link_id, visits), link_id
 
+    def throwaway_copy(self) -> EmulatorState:
+        """A state that answers as this one would at this moment, and that nothing it is asked
+        can change this one: for answering a request only to see the answer (the proxy's
+        shadow of a forwarded request). It shares what no API request changes (the sample set
+        and its rendered pages, the applications) and has its own clock (frozen now), copy of
+        the live links (in memory), token key, rate windows, journal and faults."""
+        copy = object.__new__(EmulatorState)
+        copy.settings = self.settings
+        copy.sandbox = self.sandbox
+        copy.rendered = self.rendered
+        copy.live = self.live.copy_in_memory()
+        copy.clock = Clock(frozen_at=self.clock.now())
+        copy.registry = self.registry
+        copy.tokens = TokenService(
+            copy.registry,
+            copy.clock,
+            self.settings.token_ttl_seconds,
+            self.settings.rate_limit_per_minute,
+        )
+        copy.limiter = RateLimiter(copy.clock)
+        copy.journal = Journal(1)
+        copy.faults = FaultPlan()
+        return copy
+
     def reset(self) -> None:
         """Back to the start. Requests in flight are fenced off (see `emulator.fence`)."""
         with self.fence.advance():

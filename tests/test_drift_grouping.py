@@ -102,3 +102,14 @@ def test_a_bounded_grouping_counts_everything_and_keeps_only_what_it_may() -> No
 def test_keep_must_allow_one_occurrence() -> None:
     with pytest.raises(ValueError):
         Grouping(keep=0)
+
+
+def test_a_grouping_with_most_groups_counts_what_would_open_one_too_many() -> None:
+    grouping: Grouping[str] = Grouping(by_operation, most_groups=2)
+    for name in ("a", "b", "c", "a", "d"):
+        grouping.add(_seen(1, f"body $.{name}", kind="type"))
+    assert [g.first.location for g in grouping.groups()] == ["body $.a", "body $.b"]
+    assert grouping.groups()[0].count == 2
+    assert grouping.overflow == 2
+    grouping.clear()
+    assert (len(grouping), grouping.overflow) == (0, 0)

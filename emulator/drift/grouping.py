@@ -5,7 +5,8 @@ request set aside (`location`, e.g. `header X-RateLimit-Remaining`), the operati
 seen in (a probe name, a journal sequence) and a representative emulator/target/contract triple.
 A `Grouping` folds occurrences into `Group`s by a key: the drift report groups by cause
 (`by_cause`), a proxy by operation and location (`by_operation`). Groups keep first-seen order;
-`count`, `first` and `last` are exact, and `keep` bounds what a long-running caller holds.
+`count`, `first` and `last` are exact, and `keep` bounds what a long-running caller holds in each
+group, `most_groups` how many groups (an occurrence of a group beyond it is only counted).
 """
 
 from __future__ import annotations
@@ -99,19 +100,30 @@ class Group(Generic[T]):
 
 class Grouping(Generic[T]):
     """Occurrences folded into groups by `key`. With `keep`, each group holds at most that many
-    occurrences and distinct sources (the count, first and last stay exact)."""
+    occurrences and distinct sources (the count, first and last stay exact). With `most_groups`,
+    an occurrence that would open one group too many is counted in `overflow` instead."""
 
-    def __init__(self, key: Key[T] = by_cause, *, keep: int | None = None) -> None:
+    def __init__(
+        self, key: Key[T] = by_cause, *, keep: int | None = None, most_groups: int | None = None
+    ) -> None:
         if keep is not None and keep < 1:
             raise ValueError("keep must be at least 1")
+        if most_groups is not None and most_groups < 1:
+            raise ValueError("most_groups must be at least 1")
         self.key = key
         self.keep = keep
+        self.most_groups = most_groups
+        self.overflow = 0
         self._groups: dict[Hashable, Group[T]] = {}
 
-    def add(self, occurrence: Occurrence[T]) -> Group[T]:
+    def add(self, occurrence: Occurrence[T]) -> Group[T] | None:
+        """The occurrence's group; `None` when it would have opened one beyond `most_groups`."""
         key = self.key(occurrence)
         group = self._groups.get(key)
         if group is None:
+            if self.most_groups is not None and len(self._groups) >= self.most_groups:
+                self.overflow += 1
+                return None
             group = self._groups[key] = Group(key, first=occurrence, last=occurrence)
         group.add(occurrence, self.keep)
         return group
@@ -127,6 +139,7 @@ class Grouping(Generic[T]):
 
     def clear(self) -> None:
         self._groups.clear()
+        self.overflow = 0
 
     def __len__(self) -> int:
         return len(self._groups)
