@@ -212,3 +212,22 @@ def request_timeout(seconds: float | None = None) -> ApiError:
 
 def malformed_request() -> ApiError:
     return ApiError(400, "malformed_request", "The request is not valid HTTP/1.1.")
+
+
+def upstream_unreachable(target: str, reason: str) -> ApiError:
+    """The proxy's own answer when the target could not be reached or broke off."""
+    return ApiError(
+        502,
+        "upstream_unreachable",
+        f"8here-emulator proxy: no answer from the target {target}: {reason}. "
+        "This answer is the proxy's own; the request may not have reached the target.",
+    )
+
+
+def upstream_timeout(target: str, seconds: float) -> ApiError:
+    return ApiError(
+        504,
+        "upstream_timeout",
+        f"8here-emulator proxy: the target {target} did not answer within {seconds:g} s. "
+        "This answer is the proxy's own; the target may still have handled the request.",
+    )

@@ -69,9 +69,11 @@ class Comparison:
         contract: Agreement,
         detail: str = "",
         cause: str | None = None,
+        places: tuple[str, ...] | None = None,
     ) -> None:
         """One difference at `aspect` (where in the answer); `cause` names its group when the
-        aspect alone would join unrelated differences (every status difference is at `status`)."""
+        aspect alone would join unrelated differences (every status difference is at `status`).
+        `places` are the places of the answer it is about (the aspect's, unless given)."""
         self.found.append(
             Difference(
                 layer="differential",
@@ -87,6 +89,7 @@ class Comparison:
                 cause=cause or aspect,
                 detail=detail,
                 curl=self.target.curl,
+                places=(aspect,) if places is None else places,
             )
         )
 
@@ -95,9 +98,9 @@ class Comparison:
         if e.status != t.status:
             e_text, t_text = _status_text(e), _status_text(t)
             verdict = self._status_agreement()
-            self.add(
-                "status", "status", e_text, t_text, verdict, cause=f"status {e_text} → {t_text}"
-            )
+            # Two statuses are two kinds of answer: whatever else differs follows from it.
+            cause = f"status {e_text} → {t_text}"
+            self.add("status", "status", e_text, t_text, verdict, cause=cause, places=("*",))
             return self.found
         self.errors()
         self.headers()
@@ -132,7 +135,10 @@ class Comparison:
                 )
             e_code, t_code = str(e.get("code")), str(t.get("code"))
             cause = f"error.code {e_code} → {t_code}"
-            self.add("error.code", "error-code", e_code, t_code, verdict, cause=cause)
+            places = ("body $.error.code",)
+            self.add(
+                "error.code", "error-code", e_code, t_code, verdict, cause=cause, places=places
+            )
         if e.get("field") != t.get("field"):
             expected = self.probe.expect_field
             verdict = (
@@ -146,7 +152,10 @@ class Comparison:
                 cause = f"error.field absent on the {side}"
             else:
                 cause = f"error.field {e_field} → {t_field}"
-            self.add("error.field", "error-field", e_field, t_field, verdict, cause=cause)
+            places = ("body $.error.field",)
+            self.add(
+                "error.field", "error-field", e_field, t_field, verdict, cause=cause, places=places
+            )
 
     def headers(self) -> None:
         e, t = self.emulator.answer, self.target.answer
@@ -186,7 +195,12 @@ class Comparison:
         if e.holds is None or t.holds is None or e.holds == t.holds:
             return
         self.add(
-            f"meaning {LABELS[key]}", "meaning", e.observed, t.observed, agreement(e.holds, t.holds)
+            f"meaning {LABELS[key]}",
+            "meaning",
+            e.observed,
+            t.observed,
+            agreement(e.holds, t.holds),
+            places=(),
         )
 
     def meanings(self) -> None:
@@ -204,10 +218,18 @@ class Comparison:
             if verdict is None:
                 continue
             where = render_path(diff.path)
+            places = [f"body {where}"]
             if diff.renamed_to is not None:
                 where += f" → {diff.renamed_to}"
+                places.append(f"body {render_path((*diff.path[:-1], diff.renamed_to))}")
             self.add(
-                f"body {where}", diff.kind, diff.emulator, diff.target, verdict, cause=_cause(diff)
+                f"body {where}",
+                diff.kind,
+                diff.emulator,
+                diff.target,
+                verdict,
+                cause=_cause(diff),
+                places=tuple(places),
             )
 
     def _shape_agreement(self, schema: Any, diff: ShapeDiff) -> Agreement | None:

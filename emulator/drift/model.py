@@ -38,6 +38,9 @@ class Difference:
     detail: str = ""
     curl: str | None = None
     accepted: str | None = None
+    # The places in the answer it is about, named as contract checks name them (`status`,
+    # `header X-RateLimit-Remaining`, `body $.data[*].clicks`); `*` for all of them.
+    places: tuple[str, ...] = ()
 
     def occurrence(self) -> Occurrence[Difference]:
         where = self.location.split(": ", 1)[-1] if self.layer == "conformance" else self.aspect
