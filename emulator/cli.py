@@ -1,4 +1,4 @@
-"""Command line: `8here-emulator serve`, `drift` and `snapshot`. It only gathers options.
+"""Command line: `8here-emulator serve`, `proxy`, `drift` and `snapshot`. It only gathers options.
 
 Each command is a subparser whose `run` default is the function that runs it; each of its flags
 is one `EnvOptions` call (flag, default, variable and help together).
@@ -35,6 +35,13 @@ SERVE_DESCRIPTION = """\
 Serve the emulated API, its control API and the inspector page until Ctrl-C (or SIGTERM). Once it
 listens, a few lines on stderr say where everything is; on stop, one line says what was kept.
 Every flag can also be set with the environment variable named in its help."""
+PROXY_DESCRIPTION = """\
+Forward every request under /api/ to --target and return its answer unchanged, plus
+X-Emulator-Check: `ok`, or `differences=N; entry=SEQ`. Each exchange is checked against the
+contract and against what the emulator would have answered (on a throwaway copy of its state:
+nothing is sent to the target on the proxy's own account, nothing is retried). The differences are
+grouped at /_emulator/checks and in the inspector; --record FILE keeps every exchange. Every flag
+can also be set with the environment variable named in its help."""
 
 
 def package_version() -> str:
@@ -106,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     add_serve_parser(commands)
+    add_proxy_parser(commands)
     add_drift_parser(commands).set_defaults(run=run_drift)
     add_snapshot_parser(commands).set_defaults(run=run_snapshot)
     return parser
@@ -117,7 +125,45 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
         help="serve the API, the control API and the inspector",
         description=SERVE_DESCRIPTION,
     )
-    options = EnvOptions(serve, prefix="EMULATOR_")
+    add_server_options(EnvOptions(serve, prefix="EMULATOR_"))
+    serve.set_defaults(run=run_serve)
+    return serve
+
+
+def add_proxy_parser(commands: Any) -> argparse.ArgumentParser:
+    proxy = commands.add_parser(
+        "proxy",
+        help="forward the API to a real target, checking every exchange",
+        description=PROXY_DESCRIPTION,
+    )
+    options = EnvOptions(proxy, prefix="EMULATOR_")
+    options.add(
+        "--target",
+        required=True,
+        metavar="URL",
+        help="base URL to forward /api/ to, e.g. https://8here.in",
+    )
+    options.add(
+        "--record",
+        metavar="FILE",
+        shown="off",
+        help="append every exchange to this JSON Lines file, secrets redacted",
+    )
+    options.add(
+        "--target-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the target before answering 504 upstream_timeout",
+    )
+    add_server_options(options)
+    proxy.set_defaults(run=run_proxy)
+    return proxy
+
+
+def add_server_options(options: EnvOptions) -> None:
+    """The flags `serve` and `proxy` share: where to listen, what the emulator holds (under
+    `proxy`, what its shadow answers are computed on), the control API, CORS and logging."""
     options.add("--host", default="127.0.0.1", metavar="HOST", help="address to listen on")
     options.add(
         "--port", type=PORT, default=8080, metavar="PORT", help="port to listen on (1-65535)"
@@ -194,8 +240,6 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
         help=f"uvicorn's log level: {', '.join(LOG_LEVELS)}",
     )
     options.flag("--quiet", help="print no greeting and no farewell (uvicorn's log: --log-level)")
-    serve.set_defaults(run=run_serve)
-    return serve
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -274,6 +318,12 @@ def serve(settings: Settings, log_level: str = "info", *, quiet: bool = False) -
     finally:
         state.close()
     return 0
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    from emulator.proxy.command import run
+
+    return run(settings_from(args), args, log_level=args.log_level, quiet=args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

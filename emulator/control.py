@@ -1,4 +1,5 @@
-"""The emulator's own API under /_emulator/: health, reset, clock, applications, journal, faults."""
+"""The emulator's own API under /_emulator/: health, reset, clock, applications, journal, faults,
+and the proxy's checks."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class ControlApi:
             Route(f"{PREFIX}/faults", guarded(self.add_fault), methods=["POST"]),
             Route(f"{PREFIX}/faults", guarded(self.clear_faults), methods=["DELETE"]),
             Route(f"{PREFIX}/visits", guarded(self.record_visits), methods=["POST"]),
+            Route(f"{PREFIX}/checks", guarded(self.list_checks), methods=["GET"]),
+            Route(f"{PREFIX}/checks", guarded(self.clear_checks), methods=["DELETE"]),
             Route(f"{PREFIX}/links", guarded(self.browse_links), methods=["GET"]),
             Route(
                 f"{PREFIX}/links/{{linkId:{convertors.ANY_ID}}}",
@@ -199,6 +202,15 @@ class ControlApi:
     async def clear_requests(self, request: Request) -> Response:
         with self._fenced(request):
             self.state.journal.clear()
+        return Response(status_code=204)
+
+    async def list_checks(self, request: Request) -> Response:
+        """The proxy's differences grouped by operation, kind and location (`target` is null and
+        nothing is found under `serve`)."""
+        return json_response(self.state.checks.to_json())
+
+    async def clear_checks(self, request: Request) -> Response:
+        self.state.checks.clear()
         return Response(status_code=204)
 
     async def list_faults(self, request: Request) -> Response:

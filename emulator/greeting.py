@@ -180,3 +180,65 @@ def _control_api(state: EmulatorState, listening: Listening) -> Line:
         return Line("Control API", "needs the control token (Authorization: Bearer <token>)")
     who = "anyone on this machine" if listening.loopback_only else "anyone who can reach the port"
     return Line("Control API", f"open to {who}: no token (--control-token guards it)", "warn")
+
+
+# -- proxy ----------------------------------------------------------------------------------------
+
+
+def proxy_greeting(state: EmulatorState, listening: Listening) -> tuple[str, list[Line]]:
+    """The title and lines `proxy` prints once it listens."""
+    settings, checks = state.settings, state.checks
+    url, target = listening.url, checks.target or "?"
+    lines = [
+        Line("API", f"{url}/api/… forwarded to", "link", path=target),
+        Line("Answers", "the target's, unchanged, plus X-Emulator-Check: ok or differences=N"),
+    ]
+    if settings.control:
+        asks = " (asks for the control token)" if settings.control_token else ""
+        lines.append(Line("Differences", f"{url}/_emulator/checks, and the inspector:", "link"))
+        lines.append(Line("Inspector", f"{url}/_emulator/ui{asks}", "link"))
+    else:
+        lines.append(
+            Line("Differences", "control API off (--no-control): only X-Emulator-Check shows them")
+        )
+    lines.append(_compared_with(state))
+    recording = checks.recording.to_json() if checks.recording is not None else None
+    if recording is not None:
+        lines.append(
+            Line("Recording", "every exchange, secrets redacted, to", path=recording["file"])
+        )
+    else:
+        lines.append(
+            Line("Recording", "off (--record FILE keeps every exchange, secrets redacted)")
+        )
+    lines.append(
+        Line(
+            "Pace", "nothing retried, nothing sent on the proxy's own: the target counts your calls"
+        )
+    )
+    if settings.control:
+        lines.append(_control_api(state, listening))
+    title = f"{PROGRAM} {__version__} is proxying the 8here Open Links API (Ctrl-C stops it)"
+    return title, lines
+
+
+def _compared_with(state: EmulatorState) -> Line:
+    sample = _sample_set(state).text.replace(" from", "")
+    return Line("Compared", f"with the emulator on a throwaway copy: {sample}")
+
+
+def proxy_farewell(state: EmulatorState) -> str:
+    """The line `proxy` prints once it has stopped: what the checks found, what was recorded."""
+    found = state.checks.to_json()
+    exchanges, differing = found["exchanges"], found["withDifferences"]
+    groups = len(found["groups"])
+    text = (
+        f"{PROGRAM}: stopped; {exchanges:,} exchange{'' if exchanges == 1 else 's'} checked, "
+        f"{differing:,} with differences ({groups} group{'' if groups == 1 else 's'})"
+    )
+    recording = found["recording"]
+    if recording is not None:
+        text += f"; {recording['written']:,} recorded in {os.path.abspath(recording['file'])}"
+        if recording["refused"]:
+            text += f" ({recording['refused']:,} held a secret and were not written)"
+    return text

@@ -170,6 +170,24 @@ class GuardedCorsMiddleware(CORSMiddleware):
         }
         return error_response(dataclasses.replace(error, headers=kept))
 
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        """Starlette's CORS headers, except that `Origin` is never named twice in `Vary`: a
+        proxied answer that already varies by Origin keeps its `Vary` as it came."""
+
+        async def without_repeats(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                tokens = [t.strip() for v in headers.getlist("vary") for t in v.split(",")]
+                tokens = [token for token in tokens if token]
+                unique: dict[str, str] = {}
+                for token in tokens:
+                    unique.setdefault(token.lower(), token)
+                if len(unique) < len(tokens):
+                    headers["Vary"] = ", ".join(unique.values())
+            await send(message)
+
+        await super().send(message, without_repeats, request_headers)
+
 
 class JournalMiddleware:
     """Inside CORS: journals what clients send and applies injected faults to it, so a faulted

@@ -1,6 +1,6 @@
 """Serve an ASGI app with uvicorn in the foreground, and say so once it listens and when it stops.
 
-`serve` and (later) `proxy` share it: each passes what to print as `on_listening` / `on_stopped`.
+`serve` and `proxy` share it: each passes what to print as `on_listening` / `on_stopped`.
 """
 
 from __future__ import annotations
@@ -85,15 +85,18 @@ def serve_app(
     on_listening: Callable[[Listening], None],
     on_stopped: Callable[[], None],
     http: Any = "auto",
+    date_header: bool = True,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, draining requests in flight (up to 5 s). `http` is uvicorn's
-    HTTP protocol (a name, or a class such as protocol.http_protocol's); no WebSocket is served."""
+    HTTP protocol (a name, or a class such as protocol.http_protocol's); no WebSocket is served.
+    Without `date_header`, uvicorn adds no `Date` of its own (a proxy passes on its target's)."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
         server_header=False,
+        date_header=date_header,
         timeout_graceful_shutdown=5,
         http=http,
         ws="none",

@@ -11,6 +11,7 @@ from emulator.faults import FaultPlan
 from emulator.fence import Fence
 from emulator.journal import Journal
 from emulator.live_store import LiveStore
+from emulator.proxy.log import CheckLog
 from emulator.ratelimit import RateLimiter
 from emulator.registry import Registry
 from emulator.serialize import RenderedLinks
@@ -47,6 +48,8 @@ class EmulatorState:
         self.fence = Fence()
         self._warm_lock = threading.Lock()
         self._warm = False
+        # What the proxy's checks found (`8here-emulator proxy`); empty under `serve`.
+        self.checks = CheckLog()
         self._build()
 
     def _build(self) -> None:
@@ -100,12 +103,14 @@ class EmulatorState:
         copy.limiter = RateLimiter(copy.clock)
         copy.journal = Journal(1)
         copy.faults = FaultPlan()
+        copy.checks = CheckLog()
         return copy
 
     def reset(self) -> None:
         """Back to the start. Requests in flight are fenced off (see `emulator.fence`)."""
         with self.fence.advance():
             self.live.clear()
+            self.checks.clear()
             self._build()
 
     @property

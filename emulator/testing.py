@@ -20,12 +20,21 @@ class ThreadedServer:
     `server.url` is its base URL."""
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", name: str = "asgi-server", http: Any = "auto"
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        name: str = "asgi-server",
+        http: Any = "auto",
+        *,
+        date_header: bool = True,
     ) -> None:
+        """`http` is uvicorn's: a protocol name or class; without `date_header`, uvicorn adds no
+        `Date` of its own (a proxy passes on its target's)."""
         self.app = app
         self.host = host
         self.name = name
-        self.http = http  # uvicorn's `http`: a protocol name or class
+        self.http = http
+        self.date_header = date_header
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -51,6 +60,7 @@ class ThreadedServer:
             access_log=False,
             http=self.http,
             ws="none",
+            date_header=self.date_header,
         )
         server = uvicorn.Server(config)
         self._server = server
