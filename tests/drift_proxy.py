@@ -9,8 +9,9 @@ Field alterations take `on`, the answers they change: `list` (a page's items), `
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +187,7 @@ class AlteringProxy(ThreadedServer):
         self.upstream = upstream.rstrip("/")
         self.alteration = alteration or Alteration("none")
         self.seen: list[tuple[str, str]] = []
+        self._client: httpx.AsyncClient | None = None
         app = Starlette(
             routes=[
                 Route(
@@ -193,9 +195,20 @@ class AlteringProxy(ThreadedServer):
                     self.forward,
                     methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                 )
-            ]
+            ],
+            lifespan=self._lifespan,
         )
         super().__init__(app, name="drift-altering-proxy")
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Any) -> AsyncIterator[None]:
+        # One client for every request. The upstream is a local emulator over plain HTTP:
+        # verify=False skips loading the CA bundle (~50-90 ms, more than a request).
+        self._client = httpx.AsyncClient(verify=False)
+        try:
+            yield
+        finally:
+            await self._client.aclose()
 
     async def forward(self, request: Request) -> Response:
         path = request.url.path
@@ -211,16 +224,14 @@ class AlteringProxy(ThreadedServer):
         ]
         # The path as it came, percent-encoding and all, so odd ids reach upstream unchanged.
         raw_path = request.scope.get("raw_path") or path.encode()
-        # The upstream is a local emulator over plain HTTP; verify=False skips loading the CA
-        # bundle, which costs more (~50-90 ms) than the request itself.
-        async with httpx.AsyncClient(verify=False) as client:
-            upstream = await client.request(
-                method,
-                self.upstream + raw_path.decode("latin-1"),
-                params=query,
-                headers=headers,
-                content=await request.body(),
-            )
+        assert self._client is not None
+        upstream = await self._client.request(
+            method,
+            self.upstream + raw_path.decode("latin-1"),
+            params=query,
+            headers=headers,
+            content=await request.body(),
+        )
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
         try:
             body: Any = upstream.json()

@@ -247,7 +247,21 @@ def _types_of(schema: Schema) -> set[str]:
     return names
 
 
+_JSON_TYPES: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
 def json_type(value: Any) -> str:
+    exact = _JSON_TYPES.get(type(value))  # the usual case, decoded JSON, in one lookup
+    if exact is not None:
+        return exact
     if value is None:
         return "null"
     if isinstance(value, bool):
