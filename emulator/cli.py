@@ -4,7 +4,8 @@ Each command is a subparser whose `run` default is the function that runs it; ea
 is one `EnvOptions` call (flag, default, variable and help together).
 
 A bad flag, `EMULATOR_*` value, fixture file or database, or an address it cannot listen on, stops
-`serve` before it listens, with one line `8here-emulator: …` on stderr and exit status 2.
+`serve` (or `proxy`) before it listens, with one line `8here-emulator: …` on stderr and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def add_proxy_parser(commands: Any) -> argparse.ArgumentParser:
     )
     options.add(
         "--target-timeout",
-        type=float,
+        type=TIMEOUT,
         default=30.0,
         metavar="SECONDS",
         help="how long to wait for the target before answering 504 upstream_timeout",

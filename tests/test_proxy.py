@@ -435,7 +435,7 @@ def _gzip_target(body: dict[str, Any]) -> Callable[[Scope, Receive, Send], Any]:
 def test_a_compressed_answer_is_passed_on_compressed_and_checked_decompressed(
     tmp_path: Path,
 ) -> None:
-    error = {"error": {"code": "missing_token", "message": "Bearer token needed."}}
+    error = {"error": {"code": "missing_token", "message": "Send your credentials."}}
     record = tmp_path / "gzip.jsonl"
     with (
         ThreadedServer(_gzip_target(error), name="gzip-target") as gzip_target,

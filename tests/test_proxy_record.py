@@ -128,9 +128,9 @@ def test_the_seeds_four_calls_are_recorded_without_a_secret_or_a_token(
         ("GET", 200),
     ]
     assert exchanges[1]["response"]["body"] == answers[1].json()  # JSON as JSON
-    assert exchanges[0]["request"]["body"]["clientSecret"] == "[redacted]"
-    assert exchanges[0]["response"]["body"]["accessToken"] == "[redacted]"
-    assert ["authorization", "Bearer [redacted]"] in [
+    assert exchanges[0]["request"]["body"]["clientSecret"] == "***"
+    assert exchanges[0]["response"]["body"]["accessToken"] == "***"
+    assert ["authorization", "Bearer ***"] in [
         [k.lower(), v] for k, v in exchanges[1]["request"]["headers"]
     ]
     assert SANDBOX_SECRET not in text
@@ -148,18 +148,22 @@ def test_a_line_holding_a_secret_the_proxy_has_seen_is_not_written(
         httpx.Client(base_url=server.url, timeout=30) as client,
     ):
         token = token_for(client)
-        # The token where no redaction looks for one: a harmless-looking query parameter.
-        leaky = client.get(f"{LINKS_PATH}?note={token}", headers=bearer(token))
+        # The client secret where no redaction looks for one: a link's title.
+        leaky = client.post(
+            LINKS_PATH,
+            json={"title": SANDBOX_SECRET, "destination": "https://example.com/oops"},
+            headers=bearer(token),
+        )
         fine = client.get(LINKS_PATH, headers=bearer(token))
         recording = client.get(f"{CONTROL}/checks").json()["recording"]
         entries = client.get(f"{CONTROL}/requests?detail=1").json()["requests"]
-    assert leaky.status_code == 200 and fine.status_code == 200
+    assert leaky.status_code == 201 and fine.status_code == 200
     assert leaky.headers["x-emulator-check"] == "ok"  # the exchange itself is fine
     assert recording == {"file": str(record), "written": 2, "refused": 1}
-    notes = [e["check"]["notes"] for e in entries if "note=" in e["query"]]
-    assert notes == [["not recorded: its line held a secret the proxy has seen"]]
+    notes = [e["check"]["notes"] for e in entries if e["path"] == LINKS_PATH]
+    assert notes == [["not recorded: its line held a secret the proxy has seen"], []]
     text = record.read_text(encoding="utf-8")
-    assert token not in text
+    assert SANDBOX_SECRET not in text and token not in text
     assert len(text.splitlines()) == 3  # header, token exchange, the fine list
 
 
@@ -202,8 +206,9 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
         ([], "the following arguments are required: --target"),
         (["--target", "ftp://example.com"], "--target must be an http:// or https:// URL"),
         (["--target", "http://127.0.0.1:8080"], "is this proxy itself"),
-        (["--target", "http://127.0.0.1:9", "--target-timeout", "0"], "positive number"),
+        (["--target", "http://127.0.0.1:9", "--target-timeout", "0"], "must be from 0.001"),
         (["--target", "http://127.0.0.1:9", "--record", "/nonexistent/dir/x"], "cannot record"),
+        (["--target", "http://127.0.0.1:9", "--port", "0"], "must be from 1 to 65535"),
     ],
 )
 def test_a_proxy_that_cannot_start_says_why(argv: list[str], said: str) -> None:

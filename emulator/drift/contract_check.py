@@ -23,10 +23,10 @@ from typing import Any
 
 from emulator.drift.contract import ITEMS, Contract, Operation, Schema, json_type
 from emulator.drift.shapes import render_path
+from emulator.parsing import is_json_media
 
 # A hostile or broken answer can break the schema everywhere; past this many, the rest is noise.
 MAX_VIOLATIONS = 50
-_JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 _INTEGER = re.compile(r"-?[0-9]{1,30}")
 
 
@@ -49,10 +49,6 @@ def body_location(path: tuple[str, ...]) -> str:
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
-
-
-def is_json_media(media: str) -> bool:
-    return _JSON_MEDIA.match(media) is not None
 
 
 @lru_cache(maxsize=64)

@@ -26,7 +26,8 @@ from emulator.drift.grouping import Occurrence
 from emulator.drift.model import Agreement, Difference
 from emulator.drift.probes import Probe
 from emulator.drift.properties import Answer
-from emulator.journal import BODY_CAPTURE_BYTES, shown_body, shown_headers
+from emulator.journal import BODY_CAPTURE_BYTES
+from emulator.masking import Masker
 from emulator.proxy.exchange import NOT_JSON, ClientRequest, TargetAnswer, header_dict, parse_json
 from emulator.proxy.shadow import NoShadow, Shadow, ShadowAnswer
 from emulator.state import EmulatorState
@@ -88,7 +89,9 @@ class ExchangeCheck:
     def summary(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "differences": self.difference_count}
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self, masker: Masker) -> dict[str, Any]:
+        """Everything, for the journal entry's detail; the emulator's answer masked by `masker`
+        as the entry's own headers and bodies are."""
         emulator = self.emulator
         return {
             **self.summary(),
@@ -103,8 +106,16 @@ class ExchangeCheck:
                 "path": emulator.path,
                 "environment": emulator.environment,
                 "matched": list(emulator.matched),
-                "headers": shown_headers(emulator.headers),
-                "body": shown_body(emulator.body),
+                "headers": [
+                    [
+                        name.decode("latin-1"),
+                        masker.header(name.decode("latin-1"), value.decode("latin-1")),
+                    ]
+                    for name, value in emulator.headers
+                ],
+                "body": masker.body(
+                    emulator.body, truncated=len(emulator.body) >= BODY_CAPTURE_BYTES
+                ),
             },
             "notes": list(self.notes),
         }

@@ -1,54 +1,58 @@
-"""`8here-emulator proxy`: build the proxy from the parsed flags, serve it, greet, say goodbye."""
+"""`8here-emulator proxy`: build the proxy from the parsed flags, serve it, greet, say goodbye.
+
+Like `serve`, a bad target, record file, fixture file or database, or an address it cannot listen
+on, stops it before it listens, with one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from emulator.settings import Settings
 
-PROGRAM = "8here-emulator"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
 
 
-def _is_itself(target: str, settings: Settings) -> bool:
-    """Whether `target` is this very proxy (every request would come back to it, forever)."""
+def is_itself(target: str, settings: Settings) -> bool:
+    """Whether `target` is this very proxy (every request would come back to it, for ever)."""
     parts = urlsplit(target)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = (parts.hostname or "").lower()
-    same_host = host == settings.host.lower() or (
-        host in _LOOPBACK and settings.host.lower() in _LOOPBACK
-    )
-    return settings.port != 0 and port == settings.port and same_host
+    host, listening = (parts.hostname or "").lower(), settings.host.lower()
+    same_host = host == listening or (host in _LOOPBACK and listening in _LOOPBACK)
+    return port == settings.port and same_host
 
 
 def run(settings: Settings, args: argparse.Namespace, *, log_level: str, quiet: bool) -> int:
+    import logging
+
+    from emulator.cli import _check_can_listen, _fail
     from emulator.greeting import print_greeting, proxy_farewell, proxy_greeting, say
-    from emulator.live_store import StoreError
+    from emulator.masking import AccessLogMasking
+    from emulator.protocol import http_protocol
     from emulator.proxy.app import create_proxy_app
     from emulator.proxy.forward import Target, TargetError
-    from emulator.proxy.record import RecordError
-    from emulator.registry import FixtureError
     from emulator.serving import Listening, serve_app
 
     try:
         target = Target.parse(args.target)
-        if _is_itself(target.url, settings):
-            raise TargetError(f"--target {target.shown} is this proxy itself")
-        if not args.target_timeout > 0:
-            raise TargetError("--target-timeout must be a positive number of seconds")
+    except TargetError as exc:
+        _fail(str(exc))
+    if is_itself(target.url, settings):
+        _fail(f"--target {target.shown} is this proxy itself: every request would come back")
+    _check_can_listen(settings.host, settings.port)
+    try:
         app = create_proxy_app(
             settings,
             target,
             record=Path(args.record) if args.record else None,
             timeout=args.target_timeout,
         )
-    except (TargetError, RecordError, StoreError, FixtureError, OSError) as exc:
-        print(f"{PROGRAM} proxy: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # a record file, fixtures, a database: one line, no trace
+        _fail(str(exc) or type(exc).__name__)
     state = app.state.emulator
+    logging.getLogger("uvicorn.access").addFilter(AccessLogMasking(state.known_secrets))
 
     def listening(where: Listening) -> None:
         if not quiet:
@@ -68,6 +72,7 @@ def run(settings: Settings, args: argparse.Namespace, *, log_level: str, quiet: 
             log_level=log_level,
             on_listening=listening,
             on_stopped=stopped,
+            http=http_protocol(settings),
             date_header=False,
         )
     finally:

@@ -7,7 +7,8 @@ format, target and contract.
 
 Secrets never reach the file, by two means. Redaction: the `Authorization` header's credentials,
 every header not on a short allowlist, and every secret-named JSON field or query parameter
-(`clientSecret`, `accessToken`, `password`, ...) are replaced by `[redacted]`. Then a scan: each
+(`clientSecret`, `accessToken`, `password`, ...) are masked (`***`, as `masking.py` masks them
+in the journal). Then a scan: each
 line is searched, before it is written, for every secret and token the proxy has seen (sent or
 issued, as is and JSON- or URL-escaped); a hit means redaction missed one, and the line is not
 written: the proxy says so on stderr and in the journal entry, and carries on.
@@ -25,15 +26,15 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode
+from urllib.parse import parse_qsl, quote, quote_plus
 
+from emulator.masking import MASK, Masker, secret_name
 from emulator.paths import TOKEN_PATH
 from emulator.proxy.checks import ExchangeCheck
 from emulator.proxy.exchange import NOT_JSON, ClientRequest, RawHeaders, TargetAnswer, parse_json
 
 FORMAT = "8here-emulator-proxy-record"
 VERSION = 1
-REDACTED = "[redacted]"
 KEPT_HEADERS = frozenset(
     {
         "accept",
@@ -54,9 +55,6 @@ KEPT_HEADERS = frozenset(
         "x-request-id",
     }
 )
-_SECRET_NAMES = frozenset(
-    {"accesstoken", "access_token", "refreshtoken", "refresh_token", "idtoken", "id_token", "token"}
-)
 # Shorter ones would match everywhere: they are redacted where they are known, not searched for.
 SHORTEST_SCANNED = 8
 MOST_REMEMBERED = 1024
@@ -64,11 +62,6 @@ MOST_REMEMBERED = 1024
 
 class RecordError(Exception):
     """The record file cannot be used; the message says which and why."""
-
-
-def secret_name(name: str) -> bool:
-    folded = name.casefold()
-    return folded in _SECRET_NAMES or "secret" in folded or "password" in folded
 
 
 class Secrets:
@@ -109,36 +102,19 @@ def _secrets_in(value: Any) -> Iterable[str]:
             yield from _secrets_in(item)
 
 
-def _redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if secret_name(str(key)) else _redacted(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    return value
+_MASKER = Masker()
 
 
 def _headers(raw: RawHeaders) -> list[list[str]]:
+    """Each header by name; the value only when the header is on the allowlist (credentials
+    masked even there), else the mask."""
     shown = []
     for name, value in raw:
         key, text = name.decode("latin-1"), value.decode("latin-1")
-        lower = key.lower()
-        if lower == "authorization":
-            scheme, _, credentials = text.strip().partition(" ")
-            text = f"{scheme} {REDACTED}" if credentials else REDACTED
-        elif lower not in KEPT_HEADERS:
-            text = REDACTED
-        shown.append([key, text])
+        secret = secret_name(key)
+        kept = key.lower() in KEPT_HEADERS or secret
+        shown.append([key, _MASKER.header(key, text) if kept else MASK])
     return shown
-
-
-def _query(query: bytes) -> str:
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    if not any(secret_name(name) for name, _ in pairs):
-        return query.decode("latin-1")
-    return urlencode([(n, REDACTED if secret_name(n) else v) for n, v in pairs], safe="[]")
 
 
 def _body(body: bytes | None, *, secret_if_not_json: bool = False) -> dict[str, Any]:
@@ -148,7 +124,7 @@ def _body(body: bytes | None, *, secret_if_not_json: bool = False) -> dict[str, 
         return {}
     parsed = parse_json(body)
     if parsed is not NOT_JSON:
-        return {"body": _redacted(parsed)}
+        return {"body": _MASKER.json_value(parsed)}
     if secret_if_not_json:
         return {"bodyOmitted": f"{len(body)} bytes, not JSON, of a token exchange"}
     try:
@@ -224,7 +200,7 @@ class Recorder:
             "request": {
                 "method": request.method,
                 "path": request.path,
-                "query": _query(request.query_string),
+                "query": _MASKER.query(request.query_string.decode("latin-1")),
                 "headers": _headers(request.headers),
                 **_body(request.body, secret_if_not_json=token_exchange),
             },
