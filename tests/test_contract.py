@@ -42,6 +42,9 @@ EMULATOR_ONLY_CODES = {
     "preflight_refused",
     "headers_too_large",
     "uri_too_long",
+    # the proxy's own answers when its target does not answer
+    "upstream_unreachable",
+    "upstream_timeout",
     "request_timeout",
     "malformed_request",
     "emulator_reset",
@@ -110,7 +113,7 @@ def schema_validator(name: str) -> jsonschema.protocols.Validator:
 
 def wire_error_codes() -> dict[str, int]:
     """Every code that `emulator.errors` can put on the wire, with its status."""
-    dummies = {"str": "x", "int": 1, "float | None": 1.0}
+    dummies = {"str": "x", "int": 1, "float": 1.0, "float | None": 1.0}
     codes = {}
     for name, function in inspect.getmembers(errors, inspect.isfunction):
         if function.__module__ != errors.__name__ or name.startswith("_"):

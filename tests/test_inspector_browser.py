@@ -570,3 +570,88 @@ def test_a_rebound_name_cannot_reach_the_control_api(browser: Any, served: Emula
     finally:
         context.close()
     assert out == [403, "host_refused", 403, "host_refused"]
+
+
+PROXY_SCREENSHOT = SCREENSHOT.with_name("proxy.png")
+
+
+def test_the_proxys_differences_in_groups_in_rows_and_side_by_side(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Under `proxy`, in front of a target that renamed a field: the groups view has one group
+    with its count; the journal rows with differences are marked; a row's detail shows the
+    target's answer, the emulator's and the contract's verdict side by side; Clear empties the
+    groups. Makes the README's picture of it (docs/proxy.png)."""
+    from drift_proxy import AlteringProxy, rename_field
+
+    from emulator.app import create_app
+    from emulator.proxy.app import create_proxy_app
+    from emulator.testing import ThreadedServer
+
+    expect = _expect()
+    with (
+        ThreadedServer(create_app(Settings()), name="ui-target") as target,
+        AlteringProxy(target.url, rename_field("hasVisits", "visited")) as altering,
+        ThreadedServer(
+            create_proxy_app(Settings(), altering.url), name="ui-proxy", date_header=False
+        ) as proxy,
+        httpx.Client(base_url=proxy.url, timeout=10) as http,
+    ):
+        tab = Session(browser, proxy)  # type: ignore[arg-type]
+        try:
+            page = tab.open()
+            expect(page.locator("#checks")).to_be_visible()
+            expect(page.locator("#checks-empty")).to_be_visible()
+            sandbox = _bearer(http, SANDBOX_CLIENT_ID, SANDBOX_SECRET)
+            for query in ("limit=5", "sortBy=title&limit=5", "q=launch"):
+                listed = http.get(f"{LINKS_PATH}?{query}", headers=sandbox)
+                assert listed.headers["x-emulator-check"].startswith("differences=1; entry=")
+            groups = page.locator("#checks-rows tr")
+            expect(groups).to_have_count(1)
+            expect(groups.first.locator("td.where")).to_have_text(
+                "body $.data[*].hasVisits → visited"
+            )
+            expect(groups.first.locator("td.count-cell")).to_have_text("3")
+            expect(page.locator("#checks-summary")).to_contain_text(
+                "4 exchanges with " + altering.url
+            )
+            marked = page.locator("#requests-rows tr.has-differences")
+            expect(marked).to_have_count(3)
+            expect(marked.first.locator(".check-badge")).to_have_text("Δ 1")
+            expect(marked.first.locator("td.app")).to_have_text(SANDBOX_CLIENT_ID)
+            expect(page.locator("#requests-rows tr:not(.has-differences)")).to_have_count(1)
+            shot = (
+                PROXY_SCREENSHOT
+                if os.environ.get("EMULATOR_UPDATE_SCREENSHOT") == "1"
+                else tmp_path / "proxy.png"
+            )
+            page.mouse.move(0, 0)
+            page.screenshot(path=str(shot))
+
+            # The group's first entry opens that exchange, with the three answers side by side.
+            groups.first.locator("button[data-sequence]").first.click()
+            check = page.locator("#request-check")
+            expect(check).to_be_visible()
+            expect(page.locator("#check-title")).to_have_text("Check: 1 difference")
+            expect(page.locator("#check-found li")).to_contain_text(
+                "body $.data[*].hasVisits → visited"
+            )
+            expect(page.locator("#check-target-body")).to_contain_text('"visited"')
+            expect(page.locator("#check-emulator-body")).to_contain_text('"hasVisits"')
+            expect(page.locator("#check-emulator-status")).to_have_text("200 (sandbox)")
+            expect(page.locator("#check-response")).to_contain_text("body $.data[*].visited")
+            expect(page.locator("#check-request")).to_have_text("conforms")
+            page.locator("#request-dialog [data-close]").click()
+
+            page.locator("#clear-checks").click()
+            expect(groups).to_have_count(0)
+            expect(page.locator("#checks-empty")).to_be_visible()
+        finally:
+            tab.close()
+
+
+def test_serve_shows_no_differences_view(session: Session) -> None:
+    page = session.open()
+    expect = _expect()
+    expect(page.locator("#connection")).to_have_class(re.compile(r"\blive\b"))
+    expect(page.locator("#checks")).to_be_hidden()

@@ -15,6 +15,7 @@
     requests: "/requests",
     faults: "/faults",
     links: "/links",
+    checks: "/checks",
   });
   const ROOT = location.pathname.replace(/\/ui\/?$/, "");
   const POLL_MS = 1000;
@@ -151,7 +152,12 @@
   async function tick() {
     if (!needsToken) {
       try {
-        await Promise.all([refreshClock(), refreshState(), paused ? null : pollRequests()]);
+        await Promise.all([
+          refreshClock(),
+          refreshState(),
+          paused ? null : pollRequests(),
+          paused ? null : refreshChecks(),
+        ]);
         if (!needsToken) setConnection(paused ? "paused" : "live", paused ? "Paused" : "Live");
       } catch (err) {
         if (!needsToken) setConnection("down", err instanceof ControlError ? "Error" : "Offline");
@@ -276,13 +282,26 @@
     return parts.join(" · ");
   }
 
+  /** Under `proxy`: what the checks said of the exchange, as a badge (none when all was ok). */
+  function checkBadge(entry) {
+    const check = entry.check;
+    if (!check || check.verdict === "ok") return null;
+    if (check.verdict === "differences") {
+      return h("span", { class: "check-badge differences", title: `${plural(check.differences, "difference")} from the target: click for the check` },
+        `Δ ${check.differences}`);
+    }
+    const said = check.verdict === "proxy-answer" ? "proxy's own answer" : "not checked";
+    return h("span", { class: `check-badge ${check.verdict}` }, said);
+  }
+
   function requestRow(entry) {
     const query = entry.query ? h("span", { class: "query" }, `?${entry.query}`) : null;
     const pathCell = h("td", { class: "path", title: entry.path + (entry.query ? `?${entry.query}` : "") },
-      entry.path, query,
+      checkBadge(entry), entry.path, query,
       entry.status === 429 ? h("span", { class: "rate-note" }, rateNote(entry)) : null);
+    const differs = entry.check && entry.check.verdict === "differences";
     return h("tr", {
-      class: `fresh status-${entry.status}`,
+      class: `fresh status-${entry.status}${differs ? " has-differences" : ""}`,
       tabindex: 0,
       dataset: { sequence: entry.sequence },
       title: `${entry.requestId} · click for headers and bodies`,
@@ -408,7 +427,92 @@
     fillHeaders($("response-headers"), detail.response.headers);
     fillBody($("request-body"), detail.request.body);
     fillBody($("response-body"), detail.response.body);
+    fillCheck(detail);
     $("request-dialog").showModal();
+  }
+
+  /** Under `proxy`: the target's answer, the emulator's and the contract's verdict, side by side,
+   * under the differences the check found. */
+  function fillCheck(detail) {
+    const box = $("request-check");
+    const check = detail.check;
+    box.hidden = !check;
+    if (!check) return;
+    const titles = {
+      ok: "Check: as the contract and the emulator say",
+      differences: `Check: ${plural(check.differences, "difference")}`,
+      unchecked: "Check: not checked",
+      "proxy-answer": "Check: the proxy's own answer (the target did not answer)",
+    };
+    $("check-title").textContent = titles[check.verdict] || "Check";
+    $("check-found").replaceChildren(...(check.found || []).map((d) => h("li", { class: "difference" },
+      h("span", { class: "kind" }, d.kind),
+      h("code", {}, d.location),
+      h("span", { class: "sides" }, `emulator ${d.emulator} → target ${d.target}`),
+      h("span", { class: `agrees ${d.contractAgreesWith}` }, `contract: ${d.contractAgreesWith}`),
+      d.detail ? h("div", { class: "detail" }, d.detail) : null)));
+    $("check-target-status").textContent = `${detail.status}`;
+    fillHeaders($("check-target-headers"), detail.response.headers);
+    fillBody($("check-target-body"), detail.response.body);
+    const emulator = check.emulator;
+    if (emulator) {
+      $("check-emulator-hint").textContent = emulator.matched.length
+        ? `(with ${emulator.matched.join(", ")})` : "";
+      $("check-emulator-status").textContent = `${emulator.status} (${emulator.environment})`;
+      fillHeaders($("check-emulator-headers"), emulator.headers);
+      fillBody($("check-emulator-body"), emulator.body);
+    } else {
+      $("check-emulator-hint").textContent = "";
+      $("check-emulator-status").textContent = "not compared (see the notes)";
+      fillHeaders($("check-emulator-headers"), []);
+      fillBody($("check-emulator-body"), "");
+    }
+    const problems = (verdict) => (verdict && verdict.problems.length
+      ? verdict.problems.map((p) => h("li", {}, h("code", {}, p.location), ` ${p.message}`))
+      : [h("li", { class: "none" }, "conforms")]);
+    $("check-request").replaceChildren(...problems(check.request));
+    $("check-response").replaceChildren(...problems(check.response));
+    const notes = check.notes.length ? check.notes.map((n) => h("li", {}, n)) : [h("li", { class: "none" }, "—")];
+    $("check-notes").replaceChildren(...notes);
+  }
+
+  // ------------------------------------------------------------------------------ checks
+
+  /** Under `proxy`, the differences grouped by operation, kind and place; hidden under `serve`. */
+  async function refreshChecks() {
+    const found = await call("GET", "checks");
+    const panel = $("checks");
+    const proxying = found.target !== null && found.target !== undefined;
+    panel.hidden = !proxying;
+    $("panels").classList.toggle("proxying", proxying);
+    if (!proxying) return;
+    $("checks-count").textContent = String(found.groups.length);
+    const recording = found.recording
+      ? ` · recording to ${found.recording.file} (${found.recording.written} written${found.recording.refused ? `, ${found.recording.refused} refused` : ""})`
+      : "";
+    $("checks-summary").textContent = `${plural(found.exchanges, "exchange")} with ${found.target} checked, `
+      + `${found.withDifferences} with differences${recording}`;
+    $("checks-rows").replaceChildren(...found.groups.map(groupRow));
+    $("checks-empty").hidden = found.groups.length > 0;
+  }
+
+  function entryLink(sequence) {
+    return h("button", { type: "button", class: "link-button", dataset: { sequence } }, `#${sequence}`);
+  }
+
+  function groupRow(group) {
+    const example = group.example;
+    const entries = group.first === group.last
+      ? [entryLink(group.first)]
+      : [entryLink(group.first), " … ", entryLink(group.last)];
+    return h("tr", { title: example.detail || example.request },
+      h("td", { class: "op" }, group.operation),
+      h("td", {}, h("span", { class: "kind" }, group.kind)),
+      h("td", { class: "where" }, group.location),
+      h("td", { class: "count-cell" }, group.count.toLocaleString("en-US")),
+      h("td", { class: "entries" }, ...entries),
+      h("td", { class: "sides" }, `${example.emulator} → ${example.target}`),
+      h("td", {}, h("span", { class: `agrees ${example.contractAgreesWith}` }, example.contractAgreesWith)));
   }
 
   function fillMeta(list, facts) {
@@ -771,7 +875,7 @@
       try {
         await call("POST", "reset");
         toast("The emulator is back to its start.");
-        await Promise.all([refreshClock(), refreshState(), pollRequests()]);
+        await Promise.all([refreshClock(), refreshState(), pollRequests(), refreshChecks()]);
         await loadLinks(true);
       } catch (err) {
         report(err);
@@ -797,6 +901,18 @@
     $("requests-rows").addEventListener("click", (event) => {
       const row = event.target.closest("tr[data-sequence]");
       if (row) openRequest(Number(row.dataset.sequence));
+    });
+    $("checks-rows").addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-sequence]");
+      if (button) openRequest(Number(button.dataset.sequence));
+    });
+    $("clear-checks").addEventListener("click", async () => {
+      try {
+        await call("DELETE", "checks");
+        await refreshChecks();
+      } catch (err) {
+        report(err);
+      }
     });
 
     const form = $("links-form");

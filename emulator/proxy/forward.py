@@ -24,7 +24,9 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from emulator import errors
+from emulator.auth import fingerprint
 from emulator.clock import format_timestamp
+from emulator.paths import TOKEN_PATH
 from emulator.proxy.checks import CHECK_HEADER, Checker, ExchangeCheck
 from emulator.proxy.exchange import (
     ClientRequest,
@@ -35,6 +37,7 @@ from emulator.proxy.exchange import (
     decode_body,
 )
 from emulator.proxy.log import CheckLog
+from emulator.proxy.shadow import bearer_token
 from emulator.responses import error_response
 
 if TYPE_CHECKING:
@@ -201,6 +204,7 @@ class Forwarder:
             headers=tuple((bytes(k), bytes(v)) for k, v in scope["headers"]),
             body=body.held if body.complete else None,
         )
+        self._name_the_caller(request, context)
         clock = self.state.clock
         sent_at = clock.timestamp()
         content: Any = body.held if body.complete else _rest_of_client_body(body.held, receive)
@@ -236,6 +240,20 @@ class Forwarder:
         context["check"] = check
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": held, "more_body": False})
+
+    def _name_the_caller(self, request: ClientRequest, context: dict[str, Any]) -> None:
+        """The journal's application and token fingerprint, as far as the proxy knows them: the
+        client id a token exchange names, the one a token seen issued belongs to."""
+        token = bearer_token(request)
+        if token is not None:
+            context["token_fingerprint"] = fingerprint(token)
+            known = self.checker.shadow.identities.of(token)
+            if known is not None:
+                context["client_id"] = known[0]
+        elif request.path == TOKEN_PATH and isinstance(request.json, dict):
+            client_id = request.json.get("clientId")
+            if isinstance(client_id, str):
+                context["client_id"] = client_id[:200]
 
     def _build(self, request: ClientRequest, content: Any) -> httpx.Request:
         also = (b"host",) if request.body is None else (b"host", b"content-length")
