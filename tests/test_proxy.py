@@ -44,9 +44,11 @@ from starlette.types import Message, Receive, Scope, Send
 from emulator.app import create_app
 from emulator.proxy.app import create_proxy_app
 from emulator.settings import Settings
+from emulator.store import LinkQuery
 from emulator.testing import ThreadedServer
 
 FAST = ("proxy_fast", "proxy_fast_secret")
+DEMO = (SANDBOX_CLIENT_ID, SANDBOX_SECRET)
 SLOW = ("proxy_slow", "proxy_slow_secret")  # one request a minute
 LIVE = ("proxy_live", "proxy_live_secret")
 CHECK = "x-emulator-check"
@@ -478,3 +480,42 @@ def test_the_seed_credentials_work_through_the_proxy(target: tuple[str, Captured
         token = token_for(client, SANDBOX_CLIENT_ID, SANDBOX_SECRET)
         response = client.get(LINKS_PATH, headers=bearer(token))
     assert response.status_code == 200 and response.headers[CHECK] == "ok"
+
+
+# -- what the emulator cannot know, matched to the target's answer ------------------------------
+
+
+def test_the_targets_data_and_tokens_are_matched_not_reported() -> None:
+    """A proxy whose emulator has another sample set and knows none of the target's tokens: an
+    expired token, a link only the target has, a link only the emulator has, a slug the target
+    has taken, a workspace without API access and a wrong secret are all `ok`."""
+    with (
+        ThreadedServer(create_app(Settings()), name="matched-target", date_header=False) as target,
+        httpx.Client(base_url=target.url, timeout=10) as direct,
+        proxying(target.url, settings=Settings(sandbox_size=50)) as (client, app),
+    ):
+        register_app(direct, *LIVE, environment="live", workspace_id="ws_proxy_live")
+        sandbox = bearer(token_for(client, *DEMO))
+        listed = client.get(LINKS_PATH, headers=sandbox)
+        theirs = client.get(f"{LINKS_PATH}/{listed.json()['data'][0]['id']}", headers=sandbox)
+        ours_id = app.state.emulator.sandbox.query(LinkQuery(limit=1)).items[0].id
+        ours = client.get(f"{LINKS_PATH}/{ours_id}", headers=sandbox)
+        live = bearer(token_for(client, *LIVE))
+        body = {"title": "Taken", "destination": "https://example.com/t", "slug": "proxy-taken"}
+        first = client.post(LINKS_PATH, json=body, headers=live)
+        taken = client.post(LINKS_PATH, json=body, headers=live)
+        disabled = client.post(
+            TOKEN_PATH,
+            json={"clientId": "lv_demo_disabled", "clientSecret": "lvs_demo_disabled_secret"},
+        )
+        wrong = client.post(
+            TOKEN_PATH, json={"clientId": SANDBOX_CLIENT_ID, "clientSecret": "not it"}
+        )
+        expired_token = bearer(token_for(client))
+        assert direct.post(f"{CONTROL}/clock", json={"advanceSeconds": 3601}).status_code == 200
+        expired = client.get(LINKS_PATH, headers=expired_token)
+    statuses = [r.status_code for r in (theirs, ours, first, taken, disabled, wrong, expired)]
+    assert statuses == [200, 404, 201, 409, 403, 401, 401]
+    assert expired.json()["error"]["code"] == "token_expired"
+    sent = (listed, theirs, ours, first, taken, disabled, wrong, expired)
+    assert [r.headers[CHECK] for r in sent] == ["ok"] * len(sent)
