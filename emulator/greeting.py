@@ -195,7 +195,9 @@ def proxy_greeting(state: EmulatorState, listening: Listening) -> tuple[str, lis
     ]
     if settings.control:
         asks = " (asks for the control token)" if settings.control_token else ""
-        lines.append(Line("Differences", f"{url}/_emulator/checks, and the inspector:", "link"))
+        lines.append(
+            Line("Differences", f"{url}/_emulator/checks, grouped; and in the inspector", "link")
+        )
         lines.append(Line("Inspector", f"{url}/_emulator/ui{asks}", "link"))
     else:
         lines.append(
@@ -204,9 +206,8 @@ def proxy_greeting(state: EmulatorState, listening: Listening) -> tuple[str, lis
     lines.append(_compared_with(state))
     recording = checks.recording.to_json() if checks.recording is not None else None
     if recording is not None:
-        lines.append(
-            Line("Recording", "every exchange, secrets redacted, to", path=recording["file"])
-        )
+        where = os.path.abspath(recording["file"])
+        lines.append(Line("Recording", "every exchange, secrets redacted, to", path=where))
     else:
         lines.append(
             Line("Recording", "off (--record FILE keeps every exchange, secrets redacted)")

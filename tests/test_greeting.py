@@ -235,3 +235,27 @@ def test_a_closed_stream_does_not_stop_the_server() -> None:
     stream = io.StringIO()
     stream.close()
     print_greeting("title", [Line("API", "http://x")], stream)  # no exception
+
+
+def test_the_proxys_greeting_and_farewell(tmp_path: Path) -> None:
+    from emulator.greeting import proxy_farewell, proxy_greeting
+    from emulator.proxy.app import create_proxy_app
+
+    record = tmp_path / "exchanges.jsonl"
+    app = create_proxy_app(Settings(), "https://user:pass@8here.in/", record=record)
+    state = app.state.emulator
+    try:
+        title, lines = proxy_greeting(state, LOCAL)
+        shown = {line.label: " ".join(filter(None, (line.text, line.path))) for line in lines}
+        assert "is proxying the 8here Open Links API" in title
+        assert shown["API"] == "http://127.0.0.1:8080/api/… forwarded to https://8here.in"
+        assert shown["Recording"].endswith(str(record))
+        assert "pass" not in render(title, lines)  # the target's user:password is not shown
+        assert shown["Control API"].startswith("open to anyone on this machine")
+        assert proxy_farewell(state) == (
+            "8here-emulator: stopped; 0 exchanges checked, 0 with differences (0 groups); "
+            f"0 recorded in {record}"
+        )
+    finally:
+        state.checks.recording.close()  # type: ignore[union-attr]
+        state.close()

@@ -26,12 +26,16 @@ class Shape:
     def add(self, value: Any) -> Shape:
         self.types.add(json_type(value))
         if isinstance(value, dict):
+            keys = self.keys
             for key, item in value.items():
-                self.keys.setdefault(str(key), Shape()).add(item)
-        elif isinstance(value, list):
+                shape = keys.get(key)
+                if shape is None:  # (not setdefault: a page's items would each build a Shape)
+                    shape = keys[str(key)] = Shape()
+                shape.add(item)
+        elif isinstance(value, list) and value:
+            if self.items is None:
+                self.items = Shape()
             for item in value:
-                if self.items is None:
-                    self.items = Shape()
                 self.items.add(item)
         return self
 
