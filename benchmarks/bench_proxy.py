@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_http import free_port, pinned
 from machine import describe, format_load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,16 +48,6 @@ APP = {
     "rateLimitPerMinute": 1_000_000_000,
 }
 JSON = {"Content-Type": "application/json"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pinned(cpu: int | None, command: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *command] if cpu is not None else command
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -280,31 +280,50 @@ def _check_can_listen(host: str, port_number: int) -> None:
 
 
 def serve(settings: Settings, log_level: str = "info", *, quiet: bool = False) -> int:
-    import logging
-
     from emulator.app import create_app
-    from emulator.greeting import print_greeting, say, serve_farewell, serve_greeting
-    from emulator.masking import AccessLogMasking
-    from emulator.protocol import http_protocol
-    from emulator.serving import Listening, serve_app
+    from emulator.greeting import serve_farewell, serve_greeting
 
     _check_can_listen(settings.host, settings.port)
     try:
         app = create_app(settings)
     except Exception as exc:  # a fixture file, a database, or anything else: one line, no trace
         _fail(str(exc) or type(exc).__name__)
+    return serve_until_stopped(
+        app, log_level, quiet=quiet, greeting=serve_greeting, farewell=serve_farewell
+    )
+
+
+def serve_until_stopped(
+    app: Any,
+    log_level: str,
+    *,
+    quiet: bool,
+    greeting: Callable[[Any, Any], tuple[str, list[Any]]],
+    farewell: Callable[[Any], str],
+    date_header: bool = True,
+) -> int:
+    """Serve `app` (`serve`'s or `proxy`'s) with the emulator's protocol and masked access log,
+    greeting once it listens and saying farewell once it stops (unless `quiet`)."""
+    import logging
+
+    from emulator.greeting import print_greeting, say
+    from emulator.masking import AccessLogMasking
+    from emulator.protocol import http_protocol
+    from emulator.serving import Listening, serve_app
+
     state = app.state.emulator
+    settings = state.settings
     logging.getLogger("uvicorn.access").addFilter(AccessLogMasking(state.known_secrets))
 
     def listening(where: Listening) -> None:
         if not quiet:
-            print_greeting(*serve_greeting(state, where))
+            print_greeting(*greeting(state, where))
 
     def stopped() -> None:
-        farewell = None if quiet else serve_farewell(state)
+        said = None if quiet else farewell(state)
         state.close()
-        if farewell:
-            say(farewell)
+        if said:
+            say(said)
 
     try:
         serve_app(
@@ -315,6 +334,7 @@ def serve(settings: Settings, log_level: str = "info", *, quiet: bool = False) -
             on_listening=listening,
             on_stopped=stopped,
             http=http_protocol(settings),
+            date_header=date_header,
         )
     finally:
         state.close()

@@ -116,10 +116,14 @@ class Served:
         return lines[0]
 
 
-def _serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+def _serve(
+    *flags: str, env: dict[str, str] | None = None, command: list[str] = SERVE
+) -> Iterator[Served]:
+    """`command` (`serve`, or another that serves, like `proxy`) on a free port, until it is
+    healthy."""
     port = _free_port()
     process = subprocess.Popen(
-        [*SERVE, "--port", str(port), "--log-level", "warning", *flags],
+        [*command, "--port", str(port), "--log-level", "warning", *flags],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

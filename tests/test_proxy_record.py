@@ -24,7 +24,7 @@ from conftest import (
     bearer,
     token_for,
 )
-from test_cli import START_TIMEOUT, STOP_TIMEOUT, Served, _env, _free_port, _wait_healthy
+from test_cli import START_TIMEOUT, Served, _env, _serve
 
 from emulator.app import create_app
 from emulator.proxy.app import create_proxy_app
@@ -42,29 +42,7 @@ def target() -> Iterator[str]:
 
 
 def _proxy(*flags: str) -> Iterator[Served]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [*PROXY, "--port", str(port), "--log-level", "warning", *flags],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    served = Served(process, f"http://127.0.0.1:{port}")
-    try:
-        try:
-            _wait_healthy(process, served.url)
-        except AssertionError as exc:
-            served.stop()
-            raise AssertionError(f"{exc}: {served.stderr[-2000:]}") from None
-        yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+    yield from _serve(*flags, command=PROXY)
 
 
 def _greeting(proxy: Served) -> str:

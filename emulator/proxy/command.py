@@ -25,15 +25,10 @@ def is_itself(target: str, settings: Settings) -> bool:
 
 
 def run(settings: Settings, args: argparse.Namespace, *, log_level: str, quiet: bool) -> int:
-    import logging
-
-    from emulator.cli import _check_can_listen, _fail
-    from emulator.greeting import print_greeting, proxy_farewell, proxy_greeting, say
-    from emulator.masking import AccessLogMasking
-    from emulator.protocol import http_protocol
+    from emulator.cli import _check_can_listen, _fail, serve_until_stopped
+    from emulator.greeting import proxy_farewell, proxy_greeting
     from emulator.proxy.app import create_proxy_app
     from emulator.proxy.forward import Target, TargetError
-    from emulator.serving import Listening, serve_app
 
     try:
         target = Target.parse(args.target)
@@ -51,30 +46,12 @@ def run(settings: Settings, args: argparse.Namespace, *, log_level: str, quiet: 
         )
     except Exception as exc:  # a record file, fixtures, a database: one line, no trace
         _fail(str(exc) or type(exc).__name__)
-    state = app.state.emulator
-    logging.getLogger("uvicorn.access").addFilter(AccessLogMasking(state.known_secrets))
-
-    def listening(where: Listening) -> None:
-        if not quiet:
-            print_greeting(*proxy_greeting(state, where))
-
-    def stopped() -> None:
-        farewell = None if quiet else proxy_farewell(state)
-        state.close()
-        if farewell:
-            say(farewell)
-
-    try:
-        serve_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            on_listening=listening,
-            on_stopped=stopped,
-            http=http_protocol(settings),
-            date_header=False,
-        )
-    finally:
-        state.close()
-    return 0
+    # No Date of uvicorn's own: the target's answer keeps its own.
+    return serve_until_stopped(
+        app,
+        log_level,
+        quiet=quiet,
+        greeting=proxy_greeting,
+        farewell=proxy_farewell,
+        date_header=False,
+    )
