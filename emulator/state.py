@@ -86,12 +86,15 @@ class EmulatorState:
         can change this one: for answering a request only to see the answer (the proxy's
         shadow of a forwarded request). It shares what no API request changes (the sample set
         and its rendered pages, the applications) and has its own clock (frozen now), copy of
-        the live links (in memory), token key, rate windows, journal and faults."""
+        the live links (in memory), token key, rate windows, journal, faults and reset fence."""
         copy = object.__new__(EmulatorState)
         copy.settings = self.settings
         copy.sandbox = self.sandbox
         copy.rendered = self.rendered
         copy.live = self.live.copy_in_memory()
+        copy.fence = Fence()
+        copy._warm_lock = self._warm_lock
+        copy._warm = self._warm
         copy.clock = Clock(frozen_at=self.clock.now())
         copy.registry = self.registry
         copy.tokens = TokenService(

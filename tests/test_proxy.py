@@ -519,3 +519,18 @@ def test_the_targets_data_and_tokens_are_matched_not_reported() -> None:
     assert expired.json()["error"]["code"] == "token_expired"
     sent = (listed, theirs, ours, first, taken, disabled, wrong, expired)
     assert [r.headers[CHECK] for r in sent] == ["ok"] * len(sent)
+
+
+def test_a_throwaway_copy_has_all_a_state_has_and_changes_none_of_it() -> None:
+    from emulator.state import EmulatorState
+
+    state = EmulatorState(Settings())
+    copy = state.throwaway_copy()
+    try:
+        assert set(vars(copy)) == set(vars(state))
+        shared = {name for name in vars(state) if getattr(copy, name) is getattr(state, name)}
+        # Only what no API request changes is shared.
+        assert shared == {"settings", "sandbox", "rendered", "registry", "_warm_lock", "_warm"}
+    finally:
+        copy.close()
+        state.close()
