@@ -534,3 +534,27 @@ def test_a_throwaway_copy_has_all_a_state_has_and_changes_none_of_it() -> None:
     finally:
         copy.close()
         state.close()
+
+
+def test_the_readmes_worked_example_is_what_the_proxy_says(
+    target: tuple[str, Captured], tmp_path: Path
+) -> None:
+    """The README's `/_emulator/checks` example, from the same four calls (a token, three pages
+    of two with `hasVisits` renamed `visited`), as the proxy answers it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Proxy: the real API, checked request by request", 1)[1]
+    shown = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    url, _ = target
+    record = tmp_path / "exchanges.jsonl"
+    with (
+        AlteringProxy(url, rename_field("hasVisits", "visited")) as altering,
+        proxying(altering.url, record=record) as (client, _),
+    ):
+        auth = bearer(token_for(client, *FAST))
+        for _ in range(3):
+            last = client.get(f"{LINKS_PATH}?limit=2", headers=auth)
+        found = checks(client)
+    assert last.headers[CHECK] == "differences=1; entry=4"
+    assert found["target"] == altering.url and found["recording"]["file"] == str(record)
+    found["target"], found["recording"]["file"] = shown["target"], shown["recording"]["file"]
+    assert found == shown
