@@ -55,6 +55,10 @@ class EntryCheck(Protocol):
 
     def recorded(self, sequence: int) -> list[tuple[str, str]]: ...
 
+    def size_bytes(self) -> int:
+        """About what it holds, in bytes: it counts towards the journal's bound."""
+        ...
+
 
 @dataclass(frozen=True)
 class JournalEntry:
@@ -114,7 +118,9 @@ class JournalEntry:
 
 
 def _entry_bytes(fields: dict[str, Any]) -> int:
-    return sum(len(fields.get(name) or b"") for name in _CAPPED)
+    check = fields.get("check")
+    kept = check.size_bytes() if check is not None else 0
+    return kept + sum(len(fields.get(name) or b"") for name in _CAPPED)
 
 
 class Journal:

@@ -86,6 +86,14 @@ class ExchangeCheck:
             for d in self.differences
         ]
 
+    def size_bytes(self) -> int:
+        texts = [d.emulator + d.target + d.detail + d.aspect for d in self.differences]
+        texts += [v.message + v.location for v in (*self.request, *self.response)]
+        size = sum(map(len, texts)) + sum(map(len, self.notes))
+        if self.emulator is not None:
+            size += len(self.emulator.body) + sum(len(k) + len(v) for k, v in self.emulator.headers)
+        return size
+
     def summary(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "differences": self.difference_count}
 
