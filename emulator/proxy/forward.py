@@ -86,6 +86,8 @@ class Target:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise TargetError(f"--target has a bad port: {text!r}") from None
+        if not parts.path.isascii():
+            raise TargetError("--target's path must be ASCII (percent-encode the rest)")
         return cls(text.strip().rstrip("/"))
 
     @property
@@ -219,7 +221,7 @@ class Forwarder:
             )
             await _close(upstream)
             return
-        except (httpx.HTTPError, OSError) as exc:
+        except Exception as exc:  # httpx's errors, and anything a strange request provokes
             reason = _reason(exc)
             await self._own_answer(
                 scope, send, request, errors.upstream_unreachable(self.target.shown, reason)
@@ -262,7 +264,7 @@ class Forwarder:
             target += b"?" + request.query_string
         return self.client.build_request(
             request.method,
-            self.target.url + request.path,
+            self.target.url,  # the scheme, host and port; the path is the request-target below
             headers=_without_hop_by_hop(request.headers, *also),
             content=content,
             # The request-target byte for byte: httpx would normalise `..` and re-encode.
