@@ -19,6 +19,7 @@ from starlette.types import Lifespan
 from emulator import errors
 from emulator.control import ControlApi
 from emulator.errors import ApiError
+from emulator.fault_header import HEADER as FAULT_HEADER
 from emulator.inspector_routes import inspector_routes
 from emulator.middleware import GuardedCorsMiddleware, JournalMiddleware, RequestIdMiddleware
 from emulator.responses import error_response, json_response
@@ -145,7 +146,9 @@ def request_layer(
             allowed_hosts=settings.allowed_hosts,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            # X-Emulator-Fault even when request faults are off: a page that sends it is then
+            # served as if it had not, rather than refused at the preflight.
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id", FAULT_HEADER],
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         ),

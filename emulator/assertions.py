@@ -29,7 +29,8 @@ DEFAULT_TOKEN_TTL_SECONDS = 3600
 
 @dataclass(frozen=True)
 class JournalRecord:
-    """One request the emulator received, as `GET /_emulator/requests` shows it."""
+    """One request the emulator received, as `GET /_emulator/requests` shows it. `status` is 0
+    where a fault sent no HTTP response; `fault` says which injected fault ran, if any."""
 
     sequence: int
     time: datetime
@@ -44,6 +45,7 @@ class JournalRecord:
     request_id: str = ""
     error_code: str | None = None
     token_expires_at: datetime | None = None
+    fault: Mapping[str, Any] | None = None
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> JournalRecord:
@@ -66,6 +68,7 @@ class JournalRecord:
             request_id=entry.get("requestId") or "",
             error_code=error.get("code") if isinstance(error, dict) else None,
             token_expires_at=parse_timestamp(expires_at) if isinstance(expires_at, str) else None,
+            fault=entry.get("fault"),
         )
 
     @property
@@ -76,6 +79,12 @@ class JournalRecord:
             name: _typed(name, value)
             for name, value in parse_qsl(self.query, keep_blank_values=True)
         }
+
+    @property
+    def answered(self) -> bool:
+        """Whether the client got the whole response: no fault cut the connection before it
+        (status 0) or in its body (`truncated`)."""
+        return self.status != 0 and (self.fault or {}).get("network") != "truncated"
 
     @property
     def is_token_exchange(self) -> bool:
@@ -179,6 +188,7 @@ class _Reading:
             for r in self.records
             if r.is_token_exchange
             and r.status == 200
+            and r.answered
             and r.client_id
             and client_id in (None, r.client_id)
         ]
@@ -391,7 +401,7 @@ def check_no_page_past_end(
                 f"{record}: #{last.sequence} had answered hasMore: false (total {total})"
             )
         pagination = record.pagination
-        if record.status != 200 or not pagination:
+        if record.status != 200 or not pagination or not record.answered:
             continue
         if pagination.get("hasMore") is False:
             seen_end = True

@@ -197,6 +197,10 @@ def add_server_options(options: EnvOptions) -> None:
     options.flag(
         "--no-control", help="switch the control API and the inspector off (404); health stays"
     )
+    options.flag(
+        "--no-request-faults",
+        help="ignore the X-Emulator-Fault header of API requests (--no-control implies it)",
+    )
     options.add(
         "--control-token",
         type=control_token,
@@ -252,6 +256,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         sandbox_size=args.sandbox_size,
         short_base=args.short_base,
         control=not args.no_control,
+        request_faults=not args.no_request_faults,
         control_token=args.control_token,
         cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
         allowed_hosts=tuple(name for names in args.allowed_hosts for name in names),

@@ -69,6 +69,10 @@ def invalid_parameter(name: str, message: str) -> ApiError:
     return ApiError(400, "invalid_parameter", message, field=name)
 
 
+def invalid_header(name: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_header", f"{name}: {message}", field=name)
+
+
 def invalid_request(message: str, field_name: str | None = None) -> ApiError:
     return ApiError(400, "invalid_request", message, field=field_name)
 

@@ -1,14 +1,22 @@
-"""Injected faults: the next N matching API requests fail with a status and/or wait."""
+"""Injected faults: API requests that fail with a status, wait, or meet a network failure.
+
+A fault comes from the fault plan (the next N matching requests: `POST /_emulator/faults`, the
+handle's `fault()`) or from a request's own `X-Emulator-Fault` header (`fault_header`), and is
+parsed by `parse_fault` either way. What a network kind does on the wire is `network_faults`'.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from emulator import errors, fields
+from emulator.fault_header import HEADER, fault_body
+from emulator.network_faults import connection_of
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
@@ -19,6 +27,11 @@ MAX_RETRY_AFTER = 86_400
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # A 429 without `retryAfter` still says when to retry, as every 429 of the API does.
 DEFAULT_RETRY_AFTER = 1
+# The network kinds: the first three send no HTTP response at all; all but dribble need a socket.
+NETWORK_KINDS = ("reset", "empty", "garbage", "truncated", "dribble")
+NO_RESPONSE_KINDS = ("reset", "empty", "garbage")
+SOCKET_KINDS = ("reset", "empty", "garbage", "truncated")
+DEFAULT_DRIBBLE_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -30,11 +43,34 @@ class Fault:
     delay_ms: int = 0
     retry_after: int | None = None
     fired: int = 0  # uses so far
+    network: str | None = None  # one of NETWORK_KINDS
+    dribble_ms: int | None = None  # with network "dribble" only
+    source: str = "control"  # "control" (the fault plan) or "header" (X-Emulator-Fault)
+
+    @property
+    def sends_no_response(self) -> bool:
+        """The connection is cut before any HTTP response (reset, empty, garbage)."""
+        return self.network in NO_RESPONSE_KINDS
+
+    @property
+    def needs_socket(self) -> bool:
+        return self.network in SOCKET_KINDS
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method.upper():
             return False
         return self.path is None or fnmatch.fnmatchcase(path, self.path)
+
+    def effect_json(self) -> dict[str, Any]:
+        """What the fault does, as the journal says which fault ran."""
+        return {
+            "status": self.status,
+            "delayMs": self.delay_ms,
+            "retryAfter": self.retry_after,
+            "network": self.network,
+            "dribbleMs": self.dribble_ms,
+            "source": self.source,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +79,8 @@ class Fault:
             "status": self.status,
             "delayMs": self.delay_ms,
             "retryAfter": self.retry_after,
+            "network": self.network,
+            "dribbleMs": self.dribble_ms,
             "times": self.times,
             "fired": self.fired,
         }
@@ -51,6 +89,9 @@ class Fault:
         effect = [f"status {self.status}"] if self.status is not None else []
         effect += [f"Retry-After {self.retry_after}"] if self.retry_after is not None else []
         effect += [f"{self.delay_ms} ms delay"] if self.delay_ms else []
+        if self.network is not None:
+            over = f" over {self.dribble_ms} ms" if self.dribble_ms is not None else ""
+            effect.append(f"network {self.network}{over}")
         where = f"{self.method or 'any method'} {self.path or 'any path'}"
         return f"{', '.join(effect)} on {where}: fired {self.fired} of {self.fired + self.times}"
 
@@ -64,8 +105,24 @@ def parse_fault(body: object) -> Fault:
     retry_after = fields.whole(body, "retryAfter", 1, MAX_RETRY_AFTER)
     method = fields.text(body, "method")
     path = fields.text(body, "path")
-    if status is None and not delay_ms:
-        raise errors.validation_failed("status", "A fault needs a status, a delayMs, or both.")
+    network = fields.text(body, "network")
+    dribble_ms = fields.whole(body, "dribbleMs", 1, MAX_DELAY_MS)
+    if status is None and not delay_ms and network is None:
+        raise errors.validation_failed(
+            "status", "A fault needs a status, a network, a delayMs, or more than one of them."
+        )
+    if network is not None and network not in NETWORK_KINDS:
+        raise errors.validation_failed(
+            "network", f"network must be one of {', '.join(NETWORK_KINDS)}, not {network!r}."
+        )
+    if network in NO_RESPONSE_KINDS and status is not None:
+        raise errors.validation_failed(
+            "status", f"network {network!r} sends no HTTP response, so it takes no status."
+        )
+    if dribble_ms is not None and network != "dribble":
+        raise errors.validation_failed("dribbleMs", "dribbleMs goes with network 'dribble' only.")
+    if network == "dribble" and dribble_ms is None:
+        dribble_ms = DEFAULT_DRIBBLE_MS
     if retry_after is not None and status is None:
         raise errors.validation_failed("retryAfter", "retryAfter needs a status to go with it.")
     if method is not None and method.upper() not in METHODS:
@@ -87,7 +144,52 @@ def parse_fault(body: object) -> Fault:
         status=status,
         delay_ms=delay_ms or 0,
         retry_after=retry_after,
+        network=network,
+        dribble_ms=dribble_ms,
     )
+
+
+def needs_socket_message(network: str) -> str:
+    return (
+        f"network {network!r} needs a socket to act on, and this emulator is served in process "
+        "(no socket): use the `emulator` fixture or `8here-emulator serve` for it."
+    )
+
+
+def parse_fault_header(value: str) -> Fault | None:
+    """The fault an `X-Emulator-Fault` value asks for (None for an empty value), for one
+    request; a bad value raises 400 `invalid_header` naming the header."""
+    body = fault_body(value)
+    if not body:
+        return None
+    try:
+        fault = parse_fault({**body, "times": 1})
+    except errors.ApiError as error:
+        raise errors.invalid_header(HEADER, error.message) from None
+    return replace(fault, source="header")
+
+
+def take_fault(state: EmulatorState, scope: Mapping[str, Any], ticket: int) -> Fault | None:
+    """The fault this API request meets: its `X-Emulator-Fault` header's when it has one and
+    request faults are on (`--no-request-faults` and `--no-control` turn them off), else the
+    first planned fault that matches it, used up by one. Raises the ApiError to answer for a bad
+    header, or a kind that needs a socket where there is none."""
+    settings = state.settings
+    if settings.request_faults and settings.control:
+        values = [v for k, v in scope["headers"] if k == b"x-emulator-fault"]
+        if len(values) > 1:
+            raise errors.invalid_header(HEADER, f"send it once, not {len(values)} times.")
+        fault = parse_fault_header(values[0].decode("latin-1")) if values else None
+        if fault is not None:
+            if fault.needs_socket and connection_of(scope) is None:
+                raise errors.invalid_header(HEADER, needs_socket_message(str(fault.network)))
+            return fault
+    fault = state.fence.if_current(
+        ticket, lambda: state.faults.take(scope["method"], scope["path"])
+    )
+    if fault is not None and fault.needs_socket and connection_of(scope) is None:
+        raise errors.validation_failed("network", needs_socket_message(str(fault.network)))
+    return fault
 
 
 def injected_error(

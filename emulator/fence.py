@@ -10,7 +10,9 @@ resets come from the test's thread, hence a lock and not just the event loop's t
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -19,6 +21,8 @@ from typing import Any, TypeVar
 from emulator import errors
 
 _SCOPE_KEY = "generation"  # in the ASGI scope's "state", beside the request id
+# How soon a waiting request notices a reset and gives up its wait.
+_RESET_POLL_SECONDS = 0.05
 T = TypeVar("T")
 
 
@@ -94,3 +98,13 @@ def ticket_of(scope: MutableMapping[str, Any]) -> int:
     """The ticket `stamp` gave this request."""
     ticket: int = scope["state"][_SCOPE_KEY]
     return ticket
+
+
+async def wait(fence: Fence, ticket: int, delay_ms: float) -> None:
+    """Sleep `delay_ms` of real time, or until a reset makes the request stale."""
+    deadline = time.monotonic() + delay_ms / 1000
+    while fence.is_current(ticket):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, _RESET_POLL_SECONDS))

@@ -116,9 +116,10 @@ class Emulator:
     `journal`, `fault()`, `register_application()`, `visit()`, `reset()`, the client-behaviour
     assertions (`assert_token_reused()`...) and `sync_transport()`."""
 
-    def __init__(self, app: ASGIApp, url: str) -> None:
+    def __init__(self, app: ASGIApp, url: str, *, in_process: bool = False) -> None:
         self.app = app
         self.url = url
+        self.in_process = in_process  # served with no socket: no fault can cut a connection
         self.state: EmulatorState = app.state.emulator  # type: ignore[attr-defined]
         self.clock = ClockControl(self.state)
         self._numbers = itertools.count(1)
@@ -167,15 +168,25 @@ class Emulator:
         delay_ms: int = 0,
         times: int = 1,
         retry_after: int | None = None,
+        network: Literal["reset", "empty", "garbage", "truncated", "dribble"] | None = None,
+        dribble_ms: int | None = None,
     ) -> None:
         """Make the next `times` API requests matching `method` and `path` (a glob on the path,
-        starting with `/`) fail with `status` and/or wait `delay_ms` of real time. A 429 sends
-        `Retry-After: retry_after` (default 1) and the caller's rate-limit headers."""
-        from emulator.faults import parse_fault
+        starting with `/`) fail with `status` and/or wait `delay_ms` of real time, and/or meet
+        a `network` failure: `reset`, `empty`, `garbage` (no HTTP response at all), `truncated`
+        (half the body) or `dribble` (the body spread over `dribble_ms`, default 1000). A 429
+        sends `Retry-After: retry_after` (default 1) and the caller's rate-limit headers. The
+        in-process `emulator_app` has no socket to cut, so it refuses all network kinds but
+        `dribble`."""
+        from emulator.errors import validation_failed
+        from emulator.faults import needs_socket_message, parse_fault
 
         body = {"status": status, "method": method, "path": path, "delayMs": delay_ms}
+        body |= {"network": network, "dribbleMs": dribble_ms}
         with _arguments():
             fault = parse_fault({**body, "times": times, "retryAfter": retry_after})
+            if self.in_process and fault.needs_socket:
+                raise validation_failed("network", needs_socket_message(str(fault.network)))
         self.state.faults.add(fault)
 
     @property

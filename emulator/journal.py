@@ -74,6 +74,7 @@ class JournalEntry:
     token_fingerprint: str | None = None
     retry_after: int | None = None
     pagination: dict[str, Any] | None = None
+    fault: dict[str, Any] | None = None  # the injected fault that ran (Fault.effect_json)
     request_headers: bytes = b""
     request_body: bytes = b""
     response_headers: bytes = b""
@@ -95,6 +96,7 @@ class JournalEntry:
             "tokenFingerprint": self.token_fingerprint,
             "retryAfter": self.retry_after,
             "pagination": self.pagination,
+            "fault": self.fault,
             "durationMs": self.duration_ms,
         }
         if detail:

@@ -3,7 +3,6 @@ the reset fence for every request; the journal and injected faults for API reque
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import math
@@ -22,10 +21,11 @@ from emulator import errors, limits
 from emulator.auth import bearer_fingerprint
 from emulator.clock import format_timestamp
 from emulator.errors import ApiError, emulator_reset
-from emulator.faults import injected_error
-from emulator.fence import Fence, stamp
+from emulator.faults import Fault, injected_error, take_fault
+from emulator.fence import stamp, wait
 from emulator.hosts import HostPolicy, same_origin
 from emulator.journal import BODY_CAPTURE_BYTES, pack_headers
+from emulator.network_faults import cut, faulted_send, no_response_bytes
 from emulator.parsing import is_json_media
 from emulator.responses import error_response
 
@@ -39,8 +39,6 @@ UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
 # The one state-changing method a page elsewhere can send without a preflight (a form, a "simple"
 # fetch); DELETE and the others are always preflighted, and a preflight here is refused.
 _UNPREFLIGHTED_WRITES = ("POST",)
-# How soon a delayed request notices a reset and gives up its delay.
-_RESET_POLL_SECONDS = 0.05
 
 
 def _request_id(scope: Scope) -> str:
@@ -220,6 +218,8 @@ class JournalMiddleware:
             return message
 
         pending_start: Message | None = None
+        fault: Fault | None = None
+        deliver: Send = send  # `send`, or what truncates or dribbles the response
 
         async def send_captured(message: Message) -> None:
             # The start is held until the body comes, so that the entry is recorded before
@@ -247,9 +247,9 @@ class JournalMiddleware:
                         for name, value in check.recorded(sequence):
                             start.append(name, value)
                 if pending_start is not None:
-                    await send(pending_start)
+                    await deliver(pending_start)
                     pending_start = None
-            await send(message)
+            await deliver(message)
 
         fence = state.fence
         started = time.perf_counter()
@@ -283,39 +283,40 @@ class JournalMiddleware:
                 "response_headers": pack_headers(capture.response_headers),
                 "response_body": b"".join(capture.response_body),
                 "check": context.get("check"),
+                "fault": fault.effect_json() if fault is not None else None,
             }
             # Into the journal of the generation the request started in, or nowhere.
             return fence.if_current(ticket, lambda: state.journal.record(**entry))
 
         try:
-            fault = fence.if_current(
-                ticket, lambda: state.faults.take(scope["method"], scope["path"])
-            )
-            if fault is not None and fault.delay_ms:
-                await _wait(fault.delay_ms, fence, ticket)
-            if not fence.is_current(ticket):
-                response = error_response(emulator_reset())
-            elif fault is not None and fault.status is not None:
-                authorization = _header(scope, b"authorization")
-                if authorization:  # so that the journal can tell whose request it failed
-                    context["token_fingerprint"] = bearer_fingerprint(authorization)
-                response = error_response(injected_error(state, fault, authorization))
-            else:
-                await self.app(scope, receive_captured, send_captured)
+            try:
+                fault = take_fault(state, scope, ticket)
+            except ApiError as refused:  # a bad X-Emulator-Fault, a socket kind without a socket
+                await error_response(refused)(scope, receive_captured, send_captured)
                 return
+            if fault is not None and fault.delay_ms:
+                await wait(fence, ticket, fault.delay_ms)
+            authorization = _header(scope, b"authorization")
+            if fault is not None and authorization and (fault.status or fault.sends_no_response):
+                # The app never sees the request: so that the journal can tell whose it was.
+                context["token_fingerprint"] = bearer_fingerprint(authorization)
+            if not fence.is_current(ticket):
+                response: ASGIApp = error_response(emulator_reset())
+            elif fault is not None and fault.sends_no_response:
+                sent = no_response_bytes(fault, state.settings.seed or 0)
+                capture.status = 0  # no HTTP response at all
+                capture.keep(capture.response_body, sent)
+                record()  # before the client can see the connection go
+                cut(fault, scope, sent)
+                return
+            else:
+                deliver = faulted_send(fault, scope, send, fence, ticket)
+                response = self.app
+                if fault is not None and fault.status is not None:
+                    response = error_response(injected_error(state, fault, authorization))
             await response(scope, receive_captured, send_captured)
         finally:
             record()  # a response that never finished (client gone, server error)
-
-
-async def _wait(delay_ms: int, fence: Fence, ticket: int) -> None:
-    """Sleep `delay_ms` of real time, or until a reset makes the request stale."""
-    deadline = time.monotonic() + delay_ms / 1000
-    while fence.is_current(ticket):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        await asyncio.sleep(min(left, _RESET_POLL_SECONDS))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

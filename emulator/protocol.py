@@ -10,7 +10,8 @@ requests), and answers malformed HTTP itself in plain text. This protocol:
 - closes a connection whose request has not arrived in full (line, headers and body) within
   `request_timeout` seconds of its start: with a 408 when part of one came, silently when nothing
   did (an idle connection a browser opened ahead of need);
-- answers malformed HTTP with a 400 in the error envelope.
+- answers malformed HTTP with a 400 in the error envelope;
+- gives each request's scope the `Connection` that network faults cut (`emulator.network_faults`).
 
 Each of these refusals carries `X-Request-Id` and closes the connection, after a short linger:
 the server stops sending, and reads and drops what the client still sends for at most
@@ -23,14 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import struct
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from emulator import errors
 from emulator.errors import ApiError
 from emulator.limits import HEADER_BYTES_MAX, HEADER_LINE_OVERHEAD, URL_BYTES_MAX
+from emulator.network_faults import CONNECTION_EXTENSION
 from emulator.serialize import dumps
 from emulator.settings import Settings
 
@@ -39,6 +47,8 @@ from emulator.settings import Settings
 HEAD_BYTES_MAX = URL_BYTES_MAX + HEADER_BYTES_MAX + 1024
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 128 * 1024 * 1024
+# struct linger {l_onoff, l_linger}: on, 0 seconds, so that close() sends a reset (RST).
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 class _Refused(Exception):
@@ -187,6 +197,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()  # when it raises (a target it cannot decode), still the head
         self._in_head = False
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # its task has not started yet
+            extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
+            extensions[CONNECTION_EXTENSION] = _Connection(self, cycle)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -194,6 +208,42 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._begun = False
         self._head_bytes = 0
+
+
+class _Connection:
+    """One request's connection, for the network faults to cut (network_faults.Connection)."""
+
+    __slots__ = ("_cycle", "_protocol")
+
+    def __init__(self, protocol: BoundedHttpToolsProtocol, cycle: RequestResponseCycle) -> None:
+        self._protocol = protocol
+        self._cycle = cycle
+
+    def _let_go(self) -> bool:
+        """End the request's cycle (uvicorn then sends nothing more, and logs no unfinished
+        response); whether the connection is still there to cut."""
+        cycle, protocol = self._cycle, self._protocol
+        cycle.keep_alive = False
+        cycle.disconnected = True
+        cycle.message_event.set()
+        protocol._disarm()
+        return not (protocol.transport.is_closing() or protocol._lingering is not None)
+
+    def reset(self) -> None:
+        if not self._let_go():
+            return
+        transport = self._protocol.transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        transport.abort()
+
+    def close(self, data: bytes = b"") -> None:
+        if not self._let_go():
+            return
+        if data:
+            self._protocol.transport.write(data)
+        self._protocol._linger()
 
 
 def http_protocol(settings: Settings) -> type[BoundedHttpToolsProtocol]:

@@ -169,7 +169,7 @@ def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> 
     settings = _own_database(emulator_settings, pytestconfig, "asgi")
     hosts = (*settings.allowed_hosts, IN_PROCESS_HOST)
     app = create_app(replace(settings, allowed_hosts=hosts))
-    handle = Emulator(app, IN_PROCESS_URL)
+    handle = Emulator(app, IN_PROCESS_URL, in_process=True)
     try:
         _warm_up(app.state.emulator, pytestconfig)
         yield handle

@@ -34,6 +34,9 @@ class Settings:
     sandbox_size: int | None = None
     short_base: str = "https://8here.in"
     control: bool = True
+    # Whether an API request's X-Emulator-Fault header injects its fault (only with the control
+    # API on: --no-control turns it off too).
+    request_faults: bool = True
     control_token: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ("*",)
     # Host names the control API answers for besides IP literals, localhost and *.localhost

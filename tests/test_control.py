@@ -588,6 +588,8 @@ def test_a_fault_lists_how_often_it_fired(client: TestClient) -> None:
             "status": 503,
             "delayMs": 0,
             "retryAfter": None,
+            "network": None,
+            "dribbleMs": None,
             "times": 2,
             "fired": 1,
         }

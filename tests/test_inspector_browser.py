@@ -226,6 +226,8 @@ def test_requests_qr_codes_and_the_clock(
             "status": 503,
             "delayMs": 0,
             "retryAfter": None,
+            "network": None,
+            "dribbleMs": None,
             "times": 2,
             "fired": 0,
         }
@@ -384,7 +386,7 @@ def test_details_filters_faults_links_and_reset(session: Session, http: httpx.Cl
     form = page.locator("#fault-form")
     form.locator('[name="times"]').fill("1")
     form.get_by_role("button", name="Add fault").click()
-    expect(page.locator("#toast")).to_contain_text("A fault needs a status, a delayMs, or both.")
+    expect(page.locator("#toast")).to_contain_text("A fault needs a status, a network, a delayMs")
     form.locator('[name="method"]').select_option("GET")
     form.locator('[name="path"]').fill(LINKS_PATH)
     form.locator('[name="status"]').fill("503")
