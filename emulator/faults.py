@@ -107,6 +107,10 @@ def parse_fault(body: object) -> Fault:
     path = fields.text(body, "path")
     network = fields.text(body, "network")
     dribble_ms = fields.whole(body, "dribbleMs", 1, MAX_DELAY_MS)
+    if retry_after is not None and status is None:
+        raise errors.validation_failed("retryAfter", "retryAfter needs a status to go with it.")
+    if dribble_ms is not None and network != "dribble":
+        raise errors.validation_failed("dribbleMs", "dribbleMs goes with network 'dribble' only.")
     if status is None and not delay_ms and network is None:
         raise errors.validation_failed(
             "status", "A fault needs a status, a network, a delayMs, or more than one of them."
@@ -119,12 +123,8 @@ def parse_fault(body: object) -> Fault:
         raise errors.validation_failed(
             "status", f"network {network!r} sends no HTTP response, so it takes no status."
         )
-    if dribble_ms is not None and network != "dribble":
-        raise errors.validation_failed("dribbleMs", "dribbleMs goes with network 'dribble' only.")
     if network == "dribble" and dribble_ms is None:
         dribble_ms = DEFAULT_DRIBBLE_MS
-    if retry_after is not None and status is None:
-        raise errors.validation_failed("retryAfter", "retryAfter needs a status to go with it.")
     if method is not None and method.upper() not in METHODS:
         raise errors.validation_failed("method", f"method must be one of {', '.join(METHODS)}.")
     if path is not None and not path.startswith("/"):

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 CONNECTION_EXTENSION = "8here.connection"
 GARBAGE_BYTES = 256
 _END_OF_HEAD = b"\r\n\r\n"
-# A dribbled body goes out a piece about this often (in fewer pieces when it is shorter).
-DRIBBLE_STEP_MS = 50
+# A dribbled body goes out in this many pieces (fewer when it is shorter), one every
+# dribbleMs / DRIBBLE_PIECES: a client's read timeout shorter than that gap fires.
+DRIBBLE_PIECES = 10
 
 
 class Connection(Protocol):
@@ -110,7 +111,8 @@ def _truncating(send: Send, connection: Connection) -> Send:
 
 
 def _dribbling(send: Send, dribble_ms: int, fence: Fence, ticket: int) -> Send:
-    """The status and headers at once; the body in pieces, the last `dribble_ms` after them."""
+    """The status and headers at once; then the body in equal pieces at equal gaps, the last
+    `dribble_ms` after the headers."""
     body: list[bytes] = []
 
     async def send_dribbled(message: Message) -> None:
@@ -120,7 +122,7 @@ def _dribbling(send: Send, dribble_ms: int, fence: Fence, ticket: int) -> Send:
         body.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        pieces = _pieces(b"".join(body), dribble_ms)
+        pieces = _pieces(b"".join(body))
         started = time.monotonic()
         for number, piece in enumerate(pieces, 1):
             due = started + dribble_ms / 1000 * number / len(pieces)
@@ -131,7 +133,7 @@ def _dribbling(send: Send, dribble_ms: int, fence: Fence, ticket: int) -> Send:
     return send_dribbled
 
 
-def _pieces(body: bytes, dribble_ms: int) -> list[bytes]:
-    count = max(1, min(len(body), math.ceil(dribble_ms / DRIBBLE_STEP_MS)))
+def _pieces(body: bytes) -> list[bytes]:
+    count = max(1, min(len(body), DRIBBLE_PIECES))
     size = max(1, math.ceil(len(body) / count))
     return [body[i : i + size] for i in range(0, len(body), size)] or [b""]

@@ -31,6 +31,8 @@ JSON = {"Content-Type": "application/json"}  # what every state-changing control
 DEMO = {"clientId": "sb_demo_client", "clientSecret": "sbs_demo_secret"}
 LIVE = {"clientId": "lv_demo_personal", "clientSecret": "lvs_demo_personal_secret"}
 LINKS = "/api/api-applications/public/links"
+TOKEN = "/api/api-applications/token"
+FAULT_HEADER = "X-Emulator-Fault"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -266,6 +268,30 @@ def test_no_control_hides_the_control_api() -> None:
             assert response.json()["error"]["code"] == "not_found"
             assert client.get("/_emulator/requests").status_code == 404
             assert client.get("/_emulator/ui").status_code == 404
+            _assert_fault_header_ignored(client)
+        served.stop()
+
+
+def _assert_fault_header_ignored(client: httpx.Client) -> None:
+    for value in ("503", "429; retry-after=20", "network=reset", "nonsense;;"):
+        answered = client.post(TOKEN, json=DEMO, headers={FAULT_HEADER: value})
+        assert answered.status_code == 200, (value, answered.text)
+
+
+def test_request_faults_are_on_unless_no_request_faults() -> None:
+    for served in _serve("--quiet"):
+        with httpx.Client(base_url=served.url, timeout=5.0) as client:
+            refused = client.post(TOKEN, json=DEMO, headers={FAULT_HEADER: "503"})
+            assert refused.status_code == 503
+            with pytest.raises(httpx.ReadError):  # a reset, on the socket of `serve`
+                client.post(TOKEN, json=DEMO, headers={FAULT_HEADER: "network=reset"})
+        served.stop()
+    for served in _serve("--no-request-faults", "--quiet"):
+        with httpx.Client(base_url=served.url, timeout=5.0) as client:
+            _assert_fault_header_ignored(client)
+            planned = {"status": 502, "times": 1, "path": TOKEN}
+            assert client.post("/_emulator/faults", json=planned).status_code == 201
+            assert client.post(TOKEN, json=DEMO).status_code == 502  # the control API's still work
         served.stop()
 
 

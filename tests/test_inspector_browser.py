@@ -402,6 +402,26 @@ def test_details_filters_faults_links_and_reset(session: Session, http: httpx.Cl
     expect(page.locator("#faults")).to_have_text("No faults pending.")
     assert http.get(f"{CONTROL}/faults").json() == {"faults": []}
 
+    # Network faults from the form: listed with what they do; a client meets one; its row says so.
+    form.locator('[name="status"]').fill("")
+    form.locator('[name="network"]').select_option("dribble")
+    form.locator('[name="dribbleMs"]').fill("200")
+    form.get_by_role("button", name="Add fault").click()
+    expect(page.locator("#faults li.fault")).to_contain_text("dribble over 200 ms")
+    page.get_by_role("button", name="Clear faults").click()
+    form.locator('[name="dribbleMs"]').fill("")
+    form.locator('[name="network"]').select_option("reset")
+    form.get_by_role("button", name="Add fault").click()
+    expect(page.locator("#faults li.fault")).to_contain_text("network reset")
+    assert http.get(f"{CONTROL}/faults").json()["faults"][0]["network"] == "reset"
+    with pytest.raises(httpx.ReadError):
+        http.get(LINKS_PATH, headers=sandbox)
+    expect(rows.first.locator(".status")).to_have_text("reset")
+    expect(rows.first).to_contain_text("Injected (fault): network reset")
+    page.select_option("#filter-status", "faulted")
+    expect(shown).to_have_count(2)  # the 503 and the reset
+    page.select_option("#filter-status", "")
+
     # Links: the API's filters, sorts and pagination.
     query = {"q": "an", "hasVisits": "true", "sortBy": "clicks", "sortOrder": "asc", "limit": 10}
     page.fill("#links-q", "an")
@@ -657,3 +677,80 @@ def test_serve_shows_no_differences_view(session: Session) -> None:
     expect = _expect()
     expect(page.locator("#connection")).to_have_class(re.compile(r"\blive\b"))
     expect(page.locator("#checks")).to_be_hidden()
+
+
+# A frontend on another origin asking for faults on its own requests (X-Emulator-Fault), as a
+# developer does to show an error screen without the control API (which that page cannot reach).
+FAULT_HEADER_SCRIPT = """async ([emu, clientId, clientSecret]) => {
+  const exchange = await fetch(`${emu}/api/api-applications/token`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ clientId, clientSecret }) });
+  const auth = { Authorization: `Bearer ${(await exchange.json()).accessToken}` };
+  const call = async (fault) => {
+    let response;
+    try {
+      response = await fetch(`${emu}/api/api-applications/public/links?limit=1`,
+        { headers: { ...auth, "X-Emulator-Fault": fault } });
+    } catch (error) {
+      return { fetchFailed: error.name };
+    }
+    const seen = { status: response.status, retryAfter: response.headers.get("Retry-After"),
+                   limit: response.headers.get("X-RateLimit-Limit") };
+    try {
+      const body = await response.json();
+      const code = body.error ? body.error.code : null;
+      return { ...seen, code, links: (body.data || []).length };
+    } catch (error) {
+      return { ...seen, bodyFailed: error.name };
+    }
+  };
+  const out = {};
+  for (const fault of ["503", "429; retry-after=20", "network=reset", "network=empty",
+                       "network=garbage", "network=truncated", "network=dribble; dribble-ms=200"]) {
+    out[fault] = await call(fault);
+  }
+  return out;
+}"""
+
+
+def test_a_page_elsewhere_asks_for_its_own_faults(
+    browser: Any, served: EmulatorServer, http: httpx.Client
+) -> None:
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>A frontend</title>")
+
+    with ThreadedServer(Starlette(routes=[Route("/", page)]), name="frontend") as elsewhere:
+        context = browser.new_context()
+        context.set_default_timeout(WAIT_MS)
+        try:
+            tab = context.new_page()
+            tab.goto(f"{elsewhere.url}/")
+            out = tab.evaluate(FAULT_HEADER_SCRIPT, [served.url, SANDBOX_CLIENT_ID, SANDBOX_SECRET])
+        finally:
+            context.close()
+
+    assert out["503"] == {
+        "status": 503,
+        "retryAfter": None,
+        "limit": None,
+        "code": "injected_fault",
+        "links": 0,
+    }
+    assert out["429; retry-after=20"] == {
+        "status": 429,
+        "retryAfter": "20",
+        "limit": str(SANDBOX_LIMIT),
+        "code": "injected_fault",
+        "links": 0,
+    }
+    for kind in ("reset", "empty", "garbage"):
+        assert out[f"network={kind}"] == {"fetchFailed": "TypeError"}, kind
+    assert out["network=truncated"] == {
+        "status": 200,
+        "retryAfter": None,
+        "limit": str(SANDBOX_LIMIT),
+        "bodyFailed": "TypeError",
+    }
+    assert out["network=dribble; dribble-ms=200"]["links"] == 1
+    faulted = [e["fault"] for e in _journal(http) if e["path"] == LINKS_PATH]
+    assert faulted and all(f is not None and f["source"] == "header" for f in faulted)

@@ -267,6 +267,7 @@
 
   function statusClass(status) {
     if (status === 429) return "s429";
+    if (status === 0) return "s0";
     return `s${Math.floor(status / 100)}`;
   }
 
@@ -294,11 +295,32 @@
     return h("span", { class: `check-badge ${check.verdict}` }, said);
   }
 
+  /** What an injected fault did, in words: "503, Retry-After 20 s, +500 ms, network reset". */
+  function faultEffect(f) {
+    const parts = [];
+    if (f.status) parts.push(String(f.status));
+    if (f.retryAfter) parts.push(`Retry-After ${f.retryAfter} s`);
+    if (f.delayMs) parts.push(`+${f.delayMs} ms`);
+    if (f.network) parts.push(f.network === "dribble" ? `dribble over ${f.dribbleMs} ms` : `network ${f.network}`);
+    return parts.join(", ");
+  }
+
+  function faultNote(fault) {
+    const via = fault.source === "header" ? "X-Emulator-Fault" : "fault";
+    return `Injected (${via}): ${faultEffect(fault)}`;
+  }
+
+  /** The status column: the code, or for a fault that sent no response what it did instead. */
+  function statusText(entry) {
+    return entry.status === 0 && entry.fault ? entry.fault.network : String(entry.status);
+  }
+
   function requestRow(entry) {
     const query = entry.query ? h("span", { class: "query" }, `?${entry.query}`) : null;
     const pathCell = h("td", { class: "path", title: entry.path + (entry.query ? `?${entry.query}` : "") },
       checkBadge(entry), entry.path, query,
-      entry.status === 429 ? h("span", { class: "rate-note" }, rateNote(entry)) : null);
+      entry.status === 429 ? h("span", { class: "rate-note" }, rateNote(entry)) : null,
+      entry.fault ? h("span", { class: "fault-note" }, faultNote(entry.fault)) : null);
     const differs = entry.check && entry.check.verdict === "differences";
     return h("tr", {
       class: `fresh status-${entry.status}${differs ? " has-differences" : ""}`,
@@ -310,7 +332,7 @@
     h("td", { class: entry.clientId ? "app" : "app none" }, entry.clientId || "—"),
     h("td", {}, h("span", { class: `method ${entry.method}` }, entry.method)),
     pathCell,
-    h("td", {}, h("span", { class: `status ${statusClass(entry.status)}` }, entry.status)),
+    h("td", {}, h("span", { class: `status ${statusClass(entry.status)}` }, statusText(entry))),
     h("td", { class: "latency" }, formatLatency(entry.durationMs)));
   }
 
@@ -346,7 +368,8 @@
       case "4xx": return s >= 400 && s < 500;
       case "429": return s === 429;
       case "5xx": return s >= 500;
-      case "errors": return s >= 400;
+      case "errors": return s >= 400 || s === 0;
+      case "faulted": return Boolean(entry.fault);
       default: return true;
     }
   }
@@ -400,15 +423,16 @@
       return;
     }
     const target = detail.path + (detail.query ? `?${detail.query}` : "");
-    $("request-dialog-title").textContent = `${detail.method} ${target} → ${detail.status}`;
+    $("request-dialog-title").textContent = `${detail.method} ${target} → ${statusText(detail)}`;
     const facts = [
       ["Time (emulator clock)", detail.time],
       ["Request id", detail.requestId],
       ["Application", detail.clientId || "—"],
       ["Token", detail.tokenFingerprint || "—"],
       ["Latency", formatLatency(detail.durationMs)],
-      ["Status", String(detail.status)],
+      ["Status", detail.status === 0 ? "none: no HTTP response was sent" : String(detail.status)],
     ];
+    if (detail.fault) facts.push(["Fault", faultNote(detail.fault)]);
     if (detail.retryAfter !== null && detail.retryAfter !== undefined) {
       facts.push(["Retry-After", `${detail.retryAfter} s`]);
     }
@@ -612,7 +636,7 @@
       return;
     }
     list.replaceChildren(...faults.map((f) => {
-      const effect = [f.status ? `→ ${f.status}` : null, f.delayMs ? `+${f.delayMs} ms` : null].filter(Boolean).join(" ");
+      const effect = faultEffect(f);
       return h("li", { class: "fault" },
         h("span", { class: "method" }, f.method || "ANY"),
         h("code", { title: f.path || "any path" }, f.path || "*"),
@@ -625,11 +649,11 @@
     event.preventDefault();
     const form = event.target;
     const body = {};
-    for (const name of ["method", "path"]) {
+    for (const name of ["method", "path", "network"]) {
       const value = form.elements[name].value.trim();
       if (value) body[name] = value;
     }
-    for (const name of ["status", "delayMs", "times"]) {
+    for (const name of ["status", "delayMs", "times", "dribbleMs", "retryAfter"]) {
       const value = form.elements[name].value.trim();
       if (value) body[name] = Number(value);
     }
