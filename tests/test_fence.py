@@ -176,6 +176,23 @@ def test_a_delayed_fault_injected_before_a_reset_is_not_answered_after_it(emulat
     assert emulator.journal == []
 
 
+def test_a_dribble_stops_dribbling_at_a_reset(emulator, pool):
+    emulator.fault(network="dribble", dribble_ms=5_000, path=LINKS_PATH)
+    late = pool.submit(_get, emulator, LINKS_PATH, emulator.token(), limit=1)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not emulator.journal:  # journaled as its dribble begins: its head is out
+        assert time.monotonic() < deadline, "the request was never answered"
+        time.sleep(0.005)
+    started = time.monotonic()
+
+    emulator.reset()
+
+    response = late.result(WAIT_SECONDS)
+    assert response.status_code == 200 and len(response.json()["data"]) == 1
+    assert time.monotonic() - started < 2.5, "the dribble should end at the reset"
+    assert emulator.journal == []
+
+
 def test_requests_in_flight_together_are_all_fenced_off(emulator, pool):
     for _round in range(3):
         token = emulator.token()

@@ -316,3 +316,14 @@ def _raw_get(emulator: Emulator) -> bytes:
         while chunk := raw.recv(65536):
             received += chunk
     return bytes(received)
+
+
+def test_an_unfired_network_fault_says_what_it_would_do(emulator: Emulator) -> None:
+    emulator.fault(network="dribble", dribble_ms=200, path=LINKS_PATH, times=2)
+    emulator.fault(network="reset", method="POST")
+    shown = [str(fault) for fault in emulator.pending_faults]
+    emulator.clear_faults()
+    assert shown == [
+        f"network dribble over 200 ms on any method {LINKS_PATH}: fired 0 of 2",
+        "network reset on POST any path: fired 0 of 1",
+    ]
