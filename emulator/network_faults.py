@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.datastructures import MutableHeaders
@@ -87,42 +87,23 @@ def faulted_send(
 
 def _truncating(send: Send, connection: Connection) -> Send:
     """The status and headers with the whole body's Content-Length, half the body, a close."""
-    start: Message = {}
-    body: list[bytes] = []
 
-    async def send_truncated(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            start.update(message)
-            return
-        if message["type"] != "http.response.body":
-            await send(message)
-            return
-        body.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        whole = b"".join(body)
-        MutableHeaders(scope=start)["content-length"] = str(len(whole))
+    async def truncate(start: Message, body: bytes) -> None:
+        MutableHeaders(scope=start)["content-length"] = str(len(body))
         await send(start)
-        half = whole[: len(whole) // 2]
+        half = body[: len(body) // 2]
         await send({"type": "http.response.body", "body": half, "more_body": True})
         connection.close()
 
-    return send_truncated
+    return _with_whole_body(send, truncate, hold_start=True)
 
 
 def _dribbling(send: Send, dribble_ms: int, fence: Fence, ticket: int) -> Send:
     """The status and headers at once; then the body in equal pieces at equal gaps, the last
     `dribble_ms` after the headers."""
-    body: list[bytes] = []
 
-    async def send_dribbled(message: Message) -> None:
-        if message["type"] != "http.response.body":
-            await send(message)
-            return
-        body.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        pieces = _pieces(b"".join(body))
+    async def dribble(start: Message, body: bytes) -> None:
+        pieces = _pieces(body)
         started = time.monotonic()
         for number, piece in enumerate(pieces, 1):
             due = started + dribble_ms / 1000 * number / len(pieces)
@@ -130,7 +111,31 @@ def _dribbling(send: Send, dribble_ms: int, fence: Fence, ticket: int) -> Send:
             more = number < len(pieces)
             await send({"type": "http.response.body", "body": piece, "more_body": more})
 
-    return send_dribbled
+    return _with_whole_body(send, dribble, hold_start=False)
+
+
+def _with_whole_body(
+    send: Send, finish: Callable[[Message, bytes], Awaitable[None]], *, hold_start: bool
+) -> Send:
+    """A send that gathers the response's body and hands it, whole, to `finish` with the start
+    message; the start goes on at once unless held (then `finish` sends it)."""
+    start: Message = {}
+    body: list[bytes] = []
+
+    async def gathering(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            if not hold_start:
+                await send(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            await finish(start, b"".join(body))
+
+    return gathering
 
 
 def _pieces(body: bytes) -> list[bytes]:
