@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from emulator import convertors, errors, serialize
 from emulator.clock import format_timestamp, parse_clock_change
-from emulator.faults import needs_socket_message, parse_fault
+from emulator.faults import parse_fault, require_socket
 from emulator.fence import Guard
 from emulator.models import SANDBOX_WORKSPACE_ID, Application, Principal, Workspace
 from emulator.network_faults import connection_of
@@ -219,8 +219,7 @@ class ControlApi:
 
     async def add_fault(self, request: Request) -> Response:
         fault = parse_fault(await self._body(request))
-        if fault.needs_socket and connection_of(request.scope) is None:  # served in process
-            raise errors.validation_failed("network", needs_socket_message(str(fault.network)))
+        require_socket(fault, connection_of(request.scope) is not None)
         with self._fenced(request):
             self.state.faults.add(fault)
         return json_response(fault.to_json(), status=201)

@@ -107,6 +107,10 @@ def parse_fault(body: object) -> Fault:
     path = fields.text(body, "path")
     network = fields.text(body, "network")
     dribble_ms = fields.whole(body, "dribbleMs", 1, MAX_DELAY_MS)
+    if network is not None and network not in NETWORK_KINDS:
+        raise errors.validation_failed(
+            "network", f"network must be one of {', '.join(NETWORK_KINDS)}, not {network!r}."
+        )
     if retry_after is not None and status is None:
         raise errors.validation_failed("retryAfter", "retryAfter needs a status to go with it.")
     if dribble_ms is not None and network != "dribble":
@@ -114,10 +118,6 @@ def parse_fault(body: object) -> Fault:
     if status is None and not delay_ms and network is None:
         raise errors.validation_failed(
             "status", "A fault needs a status, a network, a delayMs, or more than one of them."
-        )
-    if network is not None and network not in NETWORK_KINDS:
-        raise errors.validation_failed(
-            "network", f"network must be one of {', '.join(NETWORK_KINDS)}, not {network!r}."
         )
     if network in NO_RESPONSE_KINDS and status is not None:
         raise errors.validation_failed(
@@ -149,21 +149,26 @@ def parse_fault(body: object) -> Fault:
     )
 
 
-def needs_socket_message(network: str) -> str:
-    return (
-        f"network {network!r} needs a socket to act on, and this emulator is served in process "
-        "(no socket): use the `emulator` fixture or `8here-emulator serve` for it."
-    )
+def require_socket(fault: Fault, has_socket: bool) -> None:
+    """Refuse (422, field `network`) a kind that needs a socket where the request has none."""
+    if fault.needs_socket and not has_socket:
+        raise errors.validation_failed(
+            "network",
+            f"network {fault.network!r} needs a socket to act on, and this emulator is served in "
+            "process (no socket): use the `emulator` fixture or `8here-emulator serve` for it.",
+        )
 
 
-def parse_fault_header(value: str) -> Fault | None:
+def parse_fault_header(value: str, has_socket: bool = True) -> Fault | None:
     """The fault an `X-Emulator-Fault` value asks for (None for an empty value), for one
-    request; a bad value raises 400 `invalid_header` naming the header."""
+    request; a bad value, or a kind that needs a socket the request has not, raises 400
+    `invalid_header` naming the header."""
     body = fault_body(value)
     if not body:
         return None
     try:
         fault = parse_fault({**body, "times": 1})
+        require_socket(fault, has_socket)
     except errors.ApiError as error:
         raise errors.invalid_header(HEADER, error.message) from None
     return replace(fault, source="header")
@@ -179,16 +184,15 @@ def take_fault(state: EmulatorState, scope: Mapping[str, Any], ticket: int) -> F
         values = [v for k, v in scope["headers"] if k == b"x-emulator-fault"]
         if len(values) > 1:
             raise errors.invalid_header(HEADER, f"send it once, not {len(values)} times.")
-        fault = parse_fault_header(values[0].decode("latin-1")) if values else None
+        has_socket = connection_of(scope) is not None
+        fault = parse_fault_header(values[0].decode("latin-1"), has_socket) if values else None
         if fault is not None:
-            if fault.needs_socket and connection_of(scope) is None:
-                raise errors.invalid_header(HEADER, needs_socket_message(str(fault.network)))
             return fault
     fault = state.fence.if_current(
         ticket, lambda: state.faults.take(scope["method"], scope["path"])
     )
-    if fault is not None and fault.needs_socket and connection_of(scope) is None:
-        raise errors.validation_failed("network", needs_socket_message(str(fault.network)))
+    if fault is not None:
+        require_socket(fault, connection_of(scope) is not None)
     return fault
 
 

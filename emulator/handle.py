@@ -178,15 +178,13 @@ class Emulator:
         sends `Retry-After: retry_after` (default 1) and the caller's rate-limit headers. The
         in-process `emulator_app` has no socket to cut, so it refuses all network kinds but
         `dribble`."""
-        from emulator.errors import validation_failed
-        from emulator.faults import needs_socket_message, parse_fault
+        from emulator.faults import parse_fault, require_socket
 
         body = {"status": status, "method": method, "path": path, "delayMs": delay_ms}
         body |= {"network": network, "dribbleMs": dribble_ms}
         with _arguments():
             fault = parse_fault({**body, "times": times, "retryAfter": retry_after})
-            if self.in_process and fault.needs_socket:
-                raise validation_failed("network", needs_socket_message(str(fault.network)))
+            require_socket(fault, has_socket=not self.in_process)
         self.state.faults.add(fault)
 
     @property

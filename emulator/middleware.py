@@ -296,7 +296,7 @@ class JournalMiddleware:
                 return
             if fault is not None and fault.delay_ms:
                 await wait(fence, ticket, fault.delay_ms)
-            authorization = _header(scope, b"authorization")
+            authorization = _header(scope, b"authorization") if fault is not None else None
             if fault is not None and authorization and (fault.status or fault.sends_no_response):
                 # The app never sees the request: so that the journal can tell whose it was.
                 context["token_fingerprint"] = bearer_fingerprint(authorization)

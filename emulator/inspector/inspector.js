@@ -640,7 +640,7 @@
       return h("li", { class: "fault" },
         h("span", { class: "method" }, f.method || "ANY"),
         h("code", { title: f.path || "any path" }, f.path || "*"),
-        h("span", {}, effect),
+        h("span", {}, `→ ${effect}`),
         h("span", { class: "times" }, `× ${f.times}`));
     }));
   }
