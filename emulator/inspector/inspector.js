@@ -368,7 +368,7 @@
       case "4xx": return s >= 400 && s < 500;
       case "429": return s === 429;
       case "5xx": return s >= 500;
-      case "errors": return s >= 400 || s === 0;
+      case "errors": return s >= 400;
       case "faulted": return Boolean(entry.fault);
       default: return true;
     }
