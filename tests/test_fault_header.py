@@ -19,8 +19,12 @@ from conftest import (
     register_app,
     set_clock,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from emulator.errors import ApiError
+from emulator.faults import parse_fault_header
 from emulator.settings import Settings
 
 HEADER = "X-Emulator-Fault"
@@ -191,19 +195,54 @@ def test_a_page_elsewhere_may_send_it_and_read_the_429(client: TestClient) -> No
 
 
 @pytest.mark.parametrize(
-    "settings",
+    "turned_off",
     [Settings(request_faults=False), Settings(control=False)],
     ids=["no-request-faults", "no-control"],
 )
-def test_turned_off_the_header_is_ignored(settings: Settings) -> None:
-    with emulator_client(settings) as client:
+def test_turned_off_the_header_is_ignored(turned_off: Settings) -> None:
+    with emulator_client(turned_off) as client:
         body = {"clientId": "sb_demo_client", "clientSecret": "sbs_demo_secret"}
         for value in ("503", "network=reset", "nonsense;;"):
             answered = client.post(TOKEN_PATH, json=body, headers={HEADER: value})
             assert answered.status_code == 200, (value, answered.text)
-        if settings.control:  # the fault plan still works
+        if turned_off.control:  # the fault plan still works
             planned = {"status": 503, "times": 1, "path": TOKEN_PATH}
             assert client.post(f"{CONTROL}/faults", json=planned).status_code == 201
             refused = client.post(TOKEN_PATH, json=body, headers={HEADER: "502"})
             assert_error(refused, 503, "injected_fault")
             assert _journal(client)[-1]["fault"]["source"] == "control"
+
+
+# -- the grammar, fuzzed: any value is a fault or a 400 naming the header, never anything else
+
+NAMES = ["status", "retry-after", "Retry-After", "retryAfter", "delay-ms", "network", "dribble-ms"]
+ITEMS = st.one_of(
+    st.integers(0, 10**20).map(str),
+    st.tuples(
+        st.sampled_from([*NAMES, "times", ""]),
+        st.sampled_from(["", " ", "\t"]),
+        st.one_of(
+            st.integers(-5, 10**20).map(str),
+            st.sampled_from(["reset", "EMPTY", "garbage", "truncated", "dribble", "x", ""]),
+        ),
+    ).map(lambda item: f"{item[0]}{item[1]}={item[1]}{item[2]}"),
+    st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=12),
+)
+VALUES = st.one_of(
+    st.lists(ITEMS, max_size=4).map("; ".join),
+    st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES)
+def test_any_value_is_a_fault_or_a_400_naming_the_header(value: str) -> None:
+    try:
+        fault = parse_fault_header(value)
+    except ApiError as error:
+        assert (error.status, error.code, error.field) == (400, "invalid_header", HEADER)
+        assert error.message.startswith(f"{HEADER}: ")
+        return
+    if fault is not None:
+        assert fault.times == 1 and fault.source == "header"
+        assert fault.status is not None or fault.network is not None or fault.delay_ms > 0
