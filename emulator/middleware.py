@@ -25,7 +25,7 @@ from emulator.faults import Fault, injected_error, take_fault
 from emulator.fence import stamp, wait
 from emulator.hosts import HostPolicy, same_origin
 from emulator.journal import BODY_CAPTURE_BYTES, pack_headers
-from emulator.network_faults import cut, faulted_send, no_response_bytes
+from emulator.network_faults import cut, faulted_send, no_response_bytes, read_request
 from emulator.parsing import is_json_media
 from emulator.responses import error_response
 
@@ -303,6 +303,7 @@ class JournalMiddleware:
             if not fence.is_current(ticket):
                 response: ASGIApp = error_response(emulator_reset())
             elif fault is not None and fault.sends_no_response:
+                await read_request(receive_captured, state.settings.max_body_bytes)
                 sent = no_response_bytes(fault, state.settings.seed or 0)
                 capture.status = 0  # no HTTP response at all
                 capture.keep(capture.response_body, sent)

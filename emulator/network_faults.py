@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Send
 
 from emulator.fence import Fence, wait
 
@@ -58,6 +58,20 @@ def no_response_bytes(fault: Fault, seed: int) -> bytes:
     if data[0] == ord("H"):  # so that it never begins "HTTP/"
         data[0] = ord("h")
     return bytes(data) + _END_OF_HEAD
+
+
+async def read_request(receive: Receive, limit: int) -> None:
+    """Receive the request's body to its end (or `limit` bytes of it), so that a cut comes after
+    the whole request, as from a server that failed while answering it: a client still sending
+    would otherwise meet the cut in its send, and some report that as something else."""
+    received = 0
+    while received <= limit:
+        message = await receive()
+        if message["type"] != "http.request":  # the client is gone
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def cut(fault: Fault, scope: Mapping[str, Any], data: bytes) -> None:

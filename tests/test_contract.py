@@ -34,6 +34,7 @@ EMULATOR_ONLY_CODES = {
     "method_not_allowed",
     "control_unauthorized",
     "injected_fault",
+    "invalid_header",  # a bad X-Emulator-Fault: the emulator's own header
     # the control API's same-origin guard
     "host_refused",
     "cross_origin_refused",

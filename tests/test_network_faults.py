@@ -199,6 +199,21 @@ def test_network_faults_combine_with_method_path_times_and_delay(emulator: Emula
     assert [e.status for e in emulator.journal] == [405, 0, 0, 200]
 
 
+def test_a_cut_comes_after_the_whole_request(emulator: Emulator) -> None:
+    """A client's body is read before the reset, so that the client meets the reset reading
+    (httpx: ReadError), never while it sends (httpx would report that as a disconnect)."""
+    emulator.fault(network="reset", method="POST", path=TOKEN_PATH, times=3)
+    credentials = emulator.credentials
+    body = {"clientId": credentials.client_id, "clientSecret": credentials.client_secret}
+    with httpx.Client(base_url=emulator.url, timeout=TIMEOUT) as client:
+        for _ in range(3):
+            with pytest.raises(httpx.ReadError):
+                client.post(TOKEN_PATH, json=body)
+    entries = httpx.get(f"{emulator.url}{CONTROL}/requests?detail=1", timeout=TIMEOUT).json()
+    sent = entries["requests"][-1]["request"]["body"]
+    assert credentials.client_id in sent and credentials.client_secret not in sent
+
+
 def test_a_status_fault_can_be_truncated_or_dribbled(emulator: Emulator) -> None:
     emulator.fault(503, network="truncated", path=LINKS_PATH)
     with _connection(emulator) as connection:
