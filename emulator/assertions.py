@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 from emulator.clock import format_timestamp, parse_timestamp
 from emulator.paths import LINKS_PATH, TOKEN_PATH
 
-# The same paths as emulator.routes, which this module must not import (it pulls in Starlette).
 DEFAULT_TOKEN_TTL_SECONDS = 3600
 
 
@@ -46,6 +45,7 @@ class JournalRecord:
     error_code: str | None = None
     token_expires_at: datetime | None = None
     fault: Mapping[str, Any] | None = None
+    latency_ms: float = 0.0  # the delay the emulator added (latency profile and fault)
 
     @classmethod
     def from_json(cls, entry: Mapping[str, Any]) -> JournalRecord:
@@ -69,6 +69,7 @@ class JournalRecord:
             error_code=error.get("code") if isinstance(error, dict) else None,
             token_expires_at=parse_timestamp(expires_at) if isinstance(expires_at, str) else None,
             fault=entry.get("fault"),
+            latency_ms=entry.get("latencyMs") or 0.0,
         )
 
     @property

@@ -1,4 +1,5 @@
-"""Command line: `8here-emulator serve`, `proxy`, `drift` and `snapshot`. It only gathers options.
+"""Command line: `8here-emulator serve`, `proxy`, `drift`, `snapshot` and `scenario`. It only
+gathers options.
 
 Each command is a subparser whose `run` default is the function that runs it; each of its flags
 is one `EnvOptions` call (flag, default, variable and help together).
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 from emulator.cli_options import Bounded, EnvOptions
 from emulator.drift.command import add_parser as add_drift_parser
 from emulator.drift.command import run as run_drift
+from emulator.scenario_command import add_parser as add_scenario_parser
 from emulator.settings import Settings
 from emulator.snapshot.command import add_parser as add_snapshot_parser
 from emulator.snapshot.command import run as run_snapshot
@@ -75,6 +77,7 @@ PORT = Bounded(int, 1, 65535)
 SANDBOX_SIZE = Bounded(int, 1, 1_000_000)
 SEED = Bounded(int, 0, SEED_MAX)
 TIMEOUT = Bounded(float, 0.001, TIMEOUT_MAX_SECONDS)
+LATENCY_SCALE = Bounded(float, 0, 1000)
 
 
 def control_token(text: str) -> str:
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_proxy_parser(commands)
     add_drift_parser(commands).set_defaults(run=run_drift)
     add_snapshot_parser(commands).set_defaults(run=run_snapshot)
+    add_scenario_parser(commands)
     return parser
 
 
@@ -230,6 +234,20 @@ def add_server_options(options: EnvOptions) -> None:
         shown="a random secret, kept in the --db file",
         help="derive live link ids and generated slugs from N, the same on every run",
     )
+    options.repeatable(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="start from this scenario, and return to it on every reset: a shipped name "
+        "(`8here-emulator scenario list`) or a YAML/JSON file; several are merged in order. Its "
+        "live links are kept in memory: a --db file is left untouched",
+    )
+    options.add(
+        "--latency-scale",
+        type=LATENCY_SCALE,
+        default=1.0,
+        metavar="X",
+        help="multiply every delay of a scenario's latency profile by X (0 to 1000; 0: none)",
+    )
     options.add(
         "--request-timeout",
         type=TIMEOUT,
@@ -262,6 +280,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         allowed_hosts=tuple(name for names in args.allowed_hosts for name in names),
         seed=args.seed,
         request_timeout_seconds=args.request_timeout,
+        scenarios=tuple(args.scenario),
+        latency_scale=args.latency_scale,
         warm_up=True,
     )
 

@@ -1,5 +1,5 @@
 """The emulator's own API under /_emulator/: health, reset, clock, applications, journal, faults,
-and the proxy's checks."""
+the proxy's checks and scenarios."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,7 +19,13 @@ from emulator.faults import parse_fault, require_socket
 from emulator.fence import Guard
 from emulator.models import SANDBOX_WORKSPACE_ID, Application, Principal, Workspace
 from emulator.network_faults import connection_of
-from emulator.parsing import parse_link_query, read_json_body
+from emulator.parsing import (
+    is_json_media,
+    is_yaml_media,
+    parse_link_query,
+    read_body,
+    read_json_body,
+)
 from emulator.registry import parse_registration
 from emulator.responses import json_response
 from emulator.state import EmulatorState
@@ -52,6 +59,10 @@ class ControlApi:
             Route(f"{PREFIX}/visits", guarded(self.record_visits), methods=["POST"]),
             Route(f"{PREFIX}/checks", guarded(self.list_checks), methods=["GET"]),
             Route(f"{PREFIX}/checks", guarded(self.clear_checks), methods=["DELETE"]),
+            Route(f"{PREFIX}/scenario", guarded(self.export_scenario), methods=["GET"]),
+            Route(f"{PREFIX}/scenario", guarded(self.load_scenario), methods=["POST"]),
+            Route(f"{PREFIX}/scenarios", guarded(self.list_scenarios), methods=["GET"]),
+            Route(f"{PREFIX}/scenario.schema.json", guarded(self.scenario_schema), methods=["GET"]),
             Route(f"{PREFIX}/links", guarded(self.browse_links), methods=["GET"]),
             Route(
                 f"{PREFIX}/links/{{linkId:{convertors.ANY_ID}}}",
@@ -151,6 +162,66 @@ class ControlApi:
             recorded, link_id = state.record_visits(parse_bulk_visits(body, state.clock.now()))
         return json_response({"recorded": recorded, "linkId": link_id}, status=201)
 
+    async def load_scenario(self, request: Request) -> Response:
+        """Reset to the fixtures, then load the scenario in the body (YAML or JSON); 422
+        `invalid_scenario` naming the line and path of the first problem, with nothing changed."""
+        from emulator import scenario, scenario_source
+
+        content_type = request.headers.get("content-type", "")
+        if not (is_json_media(content_type) or is_yaml_media(content_type)):
+            raise errors.unsupported_media_type(content_type)
+        raw = await read_body(request, scenario_source.MAX_BYTES)
+        state = self.state
+
+        def compiled() -> scenario.Scenario:
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8 text ({exc.reason})"
+                raise scenario_source.ScenarioError("request body", None, "", problem) from None
+            document = scenario_source.parse_text(text, "request body")
+            return scenario.load([document], state.settings, state.sandbox)
+
+        try:
+            loaded = await run_in_threadpool(compiled)
+        except scenario_source.ScenarioError as error:
+            raise scenario.as_api_error(error) from None
+        with self._fenced(request):
+            state.load_scenario(loaded)
+        return json_response(_scenario_summary(loaded))
+
+    async def export_scenario(self, request: Request) -> Response:
+        """The state as a scenario: YAML, or JSON with `?format=json`."""
+        from emulator import scenario, scenario_source
+
+        wanted = request.query_params.get("format", "yaml")
+        if wanted not in ("yaml", "json"):
+            raise errors.invalid_parameter("format", "format must be yaml or json.")
+        document = scenario.export(self.state)
+        if wanted == "json":
+            return json_response(document)
+        return Response(scenario_source.dump_yaml(document), media_type="application/yaml")
+
+    async def list_scenarios(self, request: Request) -> Response:
+        """The shipped scenarios (name, description) and the name of the one loaded."""
+        from emulator import scenario_source
+
+        loaded = self.state.scenario
+        return json_response(
+            {
+                "loaded": loaded.name if loaded is not None else None,
+                "shipped": [
+                    {"name": name, "description": description}
+                    for name, description in scenario_source.shipped_descriptions().items()
+                ],
+            }
+        )
+
+    async def scenario_schema(self, request: Request) -> Response:
+        from emulator import scenario_source
+
+        return Response(scenario_source.schema_text(), media_type="application/schema+json")
+
     async def list_requests(self, request: Request) -> Response:
         """`?after=N` gives only entries newer than sequence N (for polling);
         `?detail=1` adds masked headers and bodies."""
@@ -228,6 +299,19 @@ class ControlApi:
         with self._fenced(request):
             self.state.faults.clear()
         return Response(status_code=204)
+
+
+def _scenario_summary(loaded: Any) -> dict[str, Any]:
+    return {
+        "status": "loaded",
+        "name": loaded.name,
+        "workspaces": len(loaded.workspaces),
+        "applications": len(loaded.registrations),
+        "links": len(loaded.links),
+        "visits": sum(bulk.count for link in loaded.links for bulk in link.visits),
+        "faults": len(loaded.faults),
+        "latency": loaded.latency is not None,
+    }
 
 
 def _sequence(text: str) -> int | None:

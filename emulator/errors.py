@@ -158,6 +158,11 @@ def emulator_reset() -> ApiError:
     )
 
 
+def invalid_scenario(message: str, field_name: str | None) -> ApiError:
+    """A scenario that cannot be loaded; the message names its file, line and path."""
+    return ApiError(422, "invalid_scenario", message, field=field_name)
+
+
 def application_exists(client_id: str) -> ApiError:
     return ApiError(
         409,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import random
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from emulator import errors, fields
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 MAX_DELAY_MS = 60_000
 MAX_TIMES = 1_000_000
 MAX_RETRY_AFTER = 86_400
+SEED_MAX = 2**63 - 1
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # A 429 without `retryAfter` still says when to retry, as every 429 of the API does.
 DEFAULT_RETRY_AFTER = 1
@@ -45,7 +47,16 @@ class Fault:
     fired: int = 0  # uses so far
     network: str | None = None  # one of NETWORK_KINDS
     dribble_ms: int | None = None  # with network "dribble" only
-    source: str = "control"  # "control" (the fault plan) or "header" (X-Emulator-Fault)
+    # "control" (the fault plan), "header" (X-Emulator-Fault) or "scenario" (a scenario's, which
+    # the unfired-fault report leaves out: it is the scenario's setting, not a test's ask)
+    source: str = "control"
+    # Intermittent: only every n-th matching request, or each with this probability (drawn from
+    # a generator seeded by `seed`, so a run repeats); the others pass as if it were not there.
+    every: int | None = None
+    probability: float | None = None
+    seed: int | None = None
+    matched: int = 0  # matching requests so far, fired or not
+    _draws: random.Random | None = field(default=None, compare=False, repr=False)
 
     @property
     def sends_no_response(self) -> bool:
@@ -72,6 +83,14 @@ class Fault:
             "source": self.source,
         }
 
+    def _fires(self) -> bool:
+        """For a matching request (counted in `matched` already): whether this one fails."""
+        if self.every is not None:
+            return self.matched % self.every == 0
+        if self._draws is not None and self.probability is not None:
+            return self._draws.random() < self.probability
+        return True
+
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
@@ -83,6 +102,15 @@ class Fault:
             "dribbleMs": self.dribble_ms,
             "times": self.times,
             "fired": self.fired,
+            **{
+                name: value
+                for name, value in (
+                    ("every", self.every),
+                    ("probability", self.probability),
+                    ("seed", self.seed),
+                )
+                if value is not None
+            },
         }
 
     def __str__(self) -> str:
@@ -92,6 +120,8 @@ class Fault:
         if self.network is not None:
             over = f" over {self.dribble_ms} ms" if self.dribble_ms is not None else ""
             effect.append(f"network {self.network}{over}")
+        effect += [f"every {self.every} requests"] if self.every is not None else []
+        effect += [f"probability {self.probability:g}"] if self.probability is not None else []
         where = f"{self.method or 'any method'} {self.path or 'any path'}"
         return f"{', '.join(effect)} on {where}: fired {self.fired} of {self.fired + self.times}"
 
@@ -111,6 +141,17 @@ def parse_fault(body: object) -> Fault:
         raise errors.validation_failed(
             "network", f"network must be one of {', '.join(NETWORK_KINDS)}, not {network!r}."
         )
+    every = fields.whole(body, "every", 1, MAX_TIMES)
+    probability = fields.number(body, "probability", 0, 1)
+    seed = fields.whole(body, "seed", 0, SEED_MAX)
+    if every is not None and probability is not None:
+        raise errors.validation_failed(
+            "probability", "Give every or probability, not both: a fault is one or the other."
+        )
+    if probability == 0:
+        raise errors.validation_failed("probability", "probability must be above 0.")
+    if seed is not None and probability is None:
+        raise errors.validation_failed("seed", "seed goes with probability.")
     if retry_after is not None and status is None:
         raise errors.validation_failed("retryAfter", "retryAfter needs a status to go with it.")
     if dribble_ms is not None and network != "dribble":
@@ -146,6 +187,9 @@ def parse_fault(body: object) -> Fault:
         retry_after=retry_after,
         network=network,
         dribble_ms=dribble_ms,
+        every=every,
+        probability=probability,
+        seed=seed if seed is not None or probability is None else 0,
     )
 
 
@@ -226,6 +270,9 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> None:
+        """Add a fault; one with a probability draws from a generator of its own, seeded anew."""
+        if fault.probability is not None:
+            fault = replace(fault, _draws=random.Random(fault.seed or 0))
         with self._lock:
             self._faults.append(fault)
 
@@ -242,6 +289,11 @@ class FaultPlan:
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.matches(method, path):
+                    if fault.every is not None or fault.probability is not None:
+                        fault = replace(fault, matched=fault.matched + 1)
+                        self._faults[index] = fault
+                        if not fault._fires():
+                            continue
                     if fault.times <= 1:
                         del self._faults[index]
                     else:

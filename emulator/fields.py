@@ -3,7 +3,10 @@ error that names them (400 for a wrong JSON type, 422 for a missing or out-of-ra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import overload
 
 from emulator import errors
@@ -35,6 +38,41 @@ def whole(
     if not low <= value <= high:
         raise errors.validation_failed(name, f"{name} must be from {low} to {high}.")
     return value
+
+
+def number(
+    body: Mapping[str, object], name: str, low: float, high: float, *, required: bool = False
+) -> float | None:
+    """An integer or a decimal number from `low` to `high`."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise errors.validation_failed(name, f"{name} is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.invalid_request(f"{name} must be a number.", name)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise errors.validation_failed(name, f"{name} must be from {low:g} to {high:g}.")
+    return value
+
+
+def join(prefix: str, name: str | None) -> str:
+    """`prefix` and a field inside it: `links[2]` and `slug` give `links[2].slug`."""
+    if not name:
+        return prefix
+    if not prefix:
+        return name
+    return prefix + name if name.startswith("[") else f"{prefix}.{name}"
+
+
+@contextmanager
+def within(prefix: str) -> Iterator[None]:
+    """Errors raised inside name their field from `prefix` (`default.lognormal` and `p99` give
+    `default.lognormal.p99`), for values nested in a larger body."""
+    try:
+        yield
+    except errors.ApiError as error:
+        raise dataclasses.replace(error, field=join(prefix, error.field)) from None
 
 
 @overload

@@ -115,6 +115,8 @@ def serve_greeting(state: EmulatorState, listening: Listening) -> tuple[str, lis
     else:
         lines.append(Line("Inspector", "control API off (--no-control); /_emulator/health answers"))
     lines += [_sandbox_app(state), _sample_set(state), _live_links(state)]
+    if state.start_scenario is not None:
+        lines.append(_scenario(state))
     if settings.control:
         lines.append(_control_api(state, listening))
     lines.append(Line("Try it", f"the README's curl examples work here with BASE={url}"))
@@ -126,6 +128,8 @@ def serve_farewell(state: EmulatorState) -> str:
     """The line `serve` prints once it has stopped: what happened to the live links."""
     count = state.live.total()
     links = f"{count:,} live link{'' if count == 1 else 's'}"
+    if state.start_scenario is not None:
+        return f"{PROGRAM}: stopped; {links} were in memory, rebuilt by the scenario at each start"
     db_file = _db_file(state)
     if db_file:
         return f"{PROGRAM}: stopped; {links} kept in {db_file}"
@@ -135,7 +139,8 @@ def serve_farewell(state: EmulatorState) -> str:
 
 
 def _db_file(state: EmulatorState) -> str | None:
-    return os.path.abspath(state.settings.db_path) if state.settings.db_path else None
+    db_path = state.settings.live_db_path
+    return os.path.abspath(db_path) if db_path else None
 
 
 def _sandbox_app(state: EmulatorState) -> Line:
@@ -169,10 +174,23 @@ def _sample_set(state: EmulatorState) -> Line:
 
 
 def _live_links(state: EmulatorState) -> Line:
+    if state.start_scenario is not None:
+        unused = f" ({state.settings.db_path} is not used)" if state.settings.db_path else ""
+        return Line("Live links", f"the scenario's, in memory: every reset rebuilds them{unused}")
     db_file = _db_file(state)
     if db_file:
         return Line("Live links", "kept in", path=db_file)
     return Line("Live links", "in memory: lost on exit (--db FILE keeps them)", "warn")
+
+
+def _scenario(state: EmulatorState) -> Line:
+    scenario = state.start_scenario
+    assert scenario is not None
+    text = f"{scenario.name or 'unnamed'}: every reset returns to it"
+    if scenario.latency is not None:
+        scale = state.settings.latency_scale
+        text += "; latency off (--latency-scale 0)" if scale == 0 else f"; latency x{scale:g}"
+    return Line("Scenario", text)
 
 
 def _control_api(state: EmulatorState, listening: Listening) -> Line:

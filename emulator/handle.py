@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from emulator import assertions
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from emulator.errors import ApiError
     from emulator.faults import Fault
+    from emulator.scenario_source import ScenarioError
     from emulator.state import EmulatorState
     from emulator.sync_transport import LoopThread
 
@@ -45,6 +48,20 @@ class InvalidArgument(ValueError):
 class RegistrationConflict(InvalidArgument):
     """The client id is registered already (`application_exists`), or the workspace exists with
     other settings (`workspace_conflict`); pass `replace=True` to replace them."""
+
+
+class InvalidScenario(InvalidArgument):
+    """A scenario that cannot be loaded (code `invalid_scenario`); the message is one line that
+    names the file, the line and the path of the first problem, also in `source`, `line` and
+    `path`."""
+
+    def __init__(self, error: ScenarioError) -> None:
+        from emulator.scenario import as_api_error
+
+        super().__init__(as_api_error(error))
+        self.source = error.source
+        self.line = error.line
+        self.path = error.path
 
 
 @contextmanager
@@ -113,8 +130,8 @@ class ClockControl:
 
 class Emulator:
     """A test's handle on an emulator: its `url`, default `credentials`, `token()`, `clock`,
-    `journal`, `fault()`, `register_application()`, `visit()`, `reset()`, the client-behaviour
-    assertions (`assert_token_reused()`...) and `sync_transport()`."""
+    `journal`, `fault()`, `register_application()`, `visit()`, `load_scenario()`, `reset()`,
+    the client-behaviour assertions (`assert_token_reused()`...) and `sync_transport()`."""
 
     def __init__(self, app: ASGIApp, url: str, *, in_process: bool = False) -> None:
         self.app = app
@@ -135,10 +152,46 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the start: live links, applications, tokens, rate windows, journal, faults,
-        clock. Requests still in flight are fenced off: none is journaled or changes anything
-        after the reset. The fixtures do this before every test."""
+        clock (and the scenario the server started with, if any). Requests still in flight are
+        fenced off: none is journaled or changes anything after the reset. The fixtures do this
+        before every test."""
         self.state.reset()
         self._numbers = itertools.count(1)
+
+    def load_scenario(self, scenario: str | os.PathLike[str] | Mapping[str, Any]) -> None:
+        """Back to the fixtures, then `scenario`: a shipped scenario's name (`"busy-link"`), a
+        scenario file (a path), or a dict of a file's keys (`{"version": 1, ...}`; its `include`
+        paths are relative to the working directory). A bad one raises InvalidScenario and
+        changes nothing. The next reset goes back to the start, as usual."""
+        from emulator import scenario_source
+        from emulator.scenario import load
+
+        state = self.state
+        try:
+            if isinstance(scenario, Mapping):
+                document = scenario_source.from_value(dict(scenario), folder=Path.cwd())
+            else:
+                document = scenario_source.read(
+                    scenario if isinstance(scenario, str) else Path(scenario)
+                )
+            compiled = load([document], state.settings, state.sandbox)
+        except scenario_source.ScenarioError as error:
+            raise InvalidScenario(error) from None
+        state.load_scenario(compiled)
+        self._numbers = itertools.count(1)
+
+    @property
+    def scenario_name(self) -> str | None:
+        """The name of the scenario loaded (a shipped one's, a file's), or None."""
+        loaded = self.state.scenario
+        return loaded.name if loaded is not None else None
+
+    def export_scenario(self) -> dict[str, Any]:
+        """The state as a scenario (what `GET /_emulator/scenario?format=json` gives): a dict
+        that `load_scenario` loads into an equal state."""
+        from emulator.scenario import export
+
+        return export(self.state)
 
     def close(self) -> None:
         """Stop what `sync_transport()` started (the fixtures do this at the session's end)."""
@@ -170,6 +223,9 @@ class Emulator:
         retry_after: int | None = None,
         network: Literal["reset", "empty", "garbage", "truncated", "dribble"] | None = None,
         dribble_ms: int | None = None,
+        every: int | None = None,
+        probability: float | None = None,
+        seed: int | None = None,
     ) -> None:
         """Make the next `times` API requests matching `method` and `path` (a glob on the path,
         starting with `/`) fail with `status` and/or wait `delay_ms` of real time, and/or meet
@@ -177,11 +233,14 @@ class Emulator:
         (half the body) or `dribble` (the body spread over `dribble_ms`, default 1000). A 429
         sends `Retry-After: retry_after` (default 1) and the caller's rate-limit headers. The
         in-process `emulator_app` has no socket to cut, so it refuses all network kinds but
-        `dribble`."""
+        `dribble`. With `every=n` only every n-th matching request meets the fault; with
+        `probability=p` each does with that probability, drawn from a generator seeded by
+        `seed` (default 0)."""
         from emulator.faults import parse_fault, require_socket
 
         body = {"status": status, "method": method, "path": path, "delayMs": delay_ms}
         body |= {"network": network, "dribbleMs": dribble_ms}
+        body |= {"every": every, "probability": probability, "seed": seed}
         with _arguments():
             fault = parse_fault({**body, "times": times, "retryAfter": retry_after})
             require_socket(fault, has_socket=not self.in_process)

@@ -71,6 +71,7 @@ class JournalEntry:
     status: int
     client_id: str | None
     duration_ms: float
+    latency_ms: float = 0.0  # the delay the emulator added (latency profile and fault); in duration
     token_fingerprint: str | None = None
     retry_after: int | None = None
     pagination: dict[str, Any] | None = None
@@ -98,6 +99,7 @@ class JournalEntry:
             "pagination": self.pagination,
             "fault": self.fault,
             "durationMs": self.duration_ms,
+            "latencyMs": self.latency_ms,
         }
         if detail:
             body["request"] = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -102,6 +103,29 @@ class Visit:
     visitor: str = "anonymous"
 
 
+@dataclass(frozen=True)
+class VisitCount:
+    """A link's visits of one day, country, referrer and device: how many, and when the last of
+    them came. `visitor` names one who came more than once; without it each is a visitor of
+    their own."""
+
+    at: datetime
+    count: int
+    country: str
+    referrer: str
+    device: str
+    visitor: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    """A live link as stored, with its visits counted (for a scenario's export)."""
+
+    workspace_id: str
+    link: Link
+    visits: tuple[VisitCount, ...]
+
+
 # Attempts at a free id or slug: a clash is already about one in a trillion.
 _NAME_ATTEMPTS = 1000
 
@@ -196,10 +220,19 @@ class LiveStore:
             self._db.close()
 
     def clear(self) -> None:
+        with self.replacing():
+            pass
+
+    @contextmanager
+    def replacing(self) -> Iterator[Batch]:
+        """Empty the store and fill it anew (through the batch) in one transaction: a reader
+        sees the old links or the new ones, never a mix, and the old ones stay when the block
+        raises."""
         with self._lock, self._transaction():
             self._db.execute("DELETE FROM visits")
             self._db.execute("DELETE FROM links")
             self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'links'")
+            yield Batch(self)
 
     def count(self, workspace_id: str) -> int:
         with self._lock:
@@ -228,33 +261,48 @@ class LiveStore:
         with self._lock, self._transaction():
             if self._count(workspace.id) >= workspace.link_quota:
                 raise errors.link_quota_exceeded(workspace.link_quota)
-            if new.slug is not None and (reserved(new.slug) or self._slug_exists(new.slug)):
-                raise errors.slug_taken(new.slug)
-            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'links'")
-            last = row.fetchone()
-            seq = (last[0] if last else 0) + 1
-            link_id = self._free_name(self._names.link_id, seq, self._id_exists)
-            slug = new.slug or self._free_name(
-                self._names.slug, seq, lambda s: reserved(s) or self._slug_exists(s)
-            )
-            stamp = int(now.timestamp())
-            self._db.execute(
-                "INSERT INTO links (seq, id, workspace_id, title, slug, destination, created_at,"
-                " updated_at, title_key, destination_key, clicks)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                (
-                    seq,
-                    link_id,
-                    workspace.id,
-                    new.title,
-                    slug,
-                    new.destination,
-                    stamp,
-                    stamp,
-                    new.title.casefold(),
-                    new.destination.casefold(),
-                ),
-            )
+            return self._insert(workspace.id, new, now, reserved)
+
+    def _insert(
+        self,
+        workspace_id: str,
+        new: NewLink,
+        now: datetime,
+        reserved: Callable[[str], bool],
+        link_id: str | None = None,
+        reserved_ids: Callable[[str], bool] = _never,
+    ) -> Link:
+        """Insert a link (inside a transaction, holding the lock): its id as given or derived
+        (and not one of `reserved_ids`), its slug checked as `create` says."""
+        if new.slug is not None and (reserved(new.slug) or self._slug_exists(new.slug)):
+            raise errors.slug_taken(new.slug)
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'links'")
+        last = row.fetchone()
+        seq = (last[0] if last else 0) + 1
+        link_id = link_id or self._free_name(
+            self._names.link_id, seq, lambda i: reserved_ids(i) or self._id_exists(i)
+        )
+        slug = new.slug or self._free_name(
+            self._names.slug, seq, lambda s: reserved(s) or self._slug_exists(s)
+        )
+        stamp = int(now.timestamp())
+        self._db.execute(
+            "INSERT INTO links (seq, id, workspace_id, title, slug, destination, created_at,"
+            " updated_at, title_key, destination_key, clicks)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                seq,
+                link_id,
+                workspace_id,
+                new.title,
+                slug,
+                new.destination,
+                stamp,
+                stamp,
+                new.title.casefold(),
+                new.destination.casefold(),
+            ),
+        )
         moment = _from_epoch(stamp)
         return Link(link_id, new.title, slug, new.destination, moment, moment, Analytics())
 
@@ -334,20 +382,67 @@ class LiveStore:
             return int(row.fetchone()[0])
 
     def record_visits(self, link_id: str, visits: Iterable[Visit]) -> int:
+        with self._lock, self._transaction():
+            return self._record_visits(link_id, visits)
+
+    def _record_visits(self, link_id: str, visits: Iterable[Visit]) -> int:
         rows = [
             (link_id, int(v.at.timestamp()), v.country, v.referrer, v.device, v.visitor)
             for v in visits
         ]
-        with self._lock, self._transaction():
-            self._db.executemany(
-                "INSERT INTO visits (link_id, at, country, referrer, device, visitor)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.execute(
-                "UPDATE links SET clicks = clicks + ? WHERE id = ?", (len(rows), link_id)
-            )
+        self._db.executemany(
+            "INSERT INTO visits (link_id, at, country, referrer, device, visitor)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        self._db.execute("UPDATE links SET clicks = clicks + ? WHERE id = ?", (len(rows), link_id))
         return len(rows)
+
+    def stored_links(self) -> list[StoredLink]:
+        """Every live link in the order they were made, with its visits counted by day,
+        country, referrer and device. A visitor who came more than once keeps a name of their
+        own (`repeat-1`, `repeat-2`… in each link), so that `uniqueVisitors` can be rebuilt;
+        `at` is the last visit of each count, so that `lastVisitedAt` can."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, workspace_id, title, slug, destination, created_at FROM links"
+                " ORDER BY seq"
+            ).fetchall()
+            counted = self._db.execute(
+                "WITH repeat AS (SELECT link_id, visitor FROM visits"
+                "  GROUP BY link_id, visitor HAVING count(*) > 1)"
+                " SELECT v.link_id, date(v.at, 'unixepoch') AS day, v.country, v.referrer,"
+                "  v.device, r.visitor AS who, count(*), max(v.at)"
+                " FROM visits AS v LEFT JOIN repeat AS r"
+                "  ON r.link_id = v.link_id AND r.visitor = v.visitor"
+                " GROUP BY v.link_id, day, v.country, v.referrer, v.device, who"
+                " ORDER BY v.link_id, day, max(v.at), v.country, v.referrer, v.device, who"
+            ).fetchall()
+        visits: dict[str, list[VisitCount]] = {}
+        names: dict[str, dict[str, str]] = {}  # by link: each repeat visitor's new name
+        for link_id, _day, country, referrer, device, who, count, last in counted:
+            visitor = None
+            if who is not None:
+                named = names.setdefault(link_id, {})
+                visitor = named.setdefault(who, f"repeat-{len(named) + 1}")
+            visits.setdefault(link_id, []).append(
+                VisitCount(_from_epoch(last), count, country, referrer, device, visitor)
+            )
+        return [
+            StoredLink(
+                str(workspace_id),
+                Link(
+                    str(link_id),
+                    str(title),
+                    str(slug),
+                    str(destination),
+                    _from_epoch(created),
+                    _from_epoch(created),
+                ),
+                tuple(visits.get(link_id, ())),
+            )
+            for link_id, workspace_id, title, slug, destination, created in rows
+        ]
 
     def _analytics(self, link_id: str) -> Analytics:
         db = self._db
@@ -385,6 +480,34 @@ class LiveStore:
             (link_id,),
         ).fetchall()
         return _counts(rows)
+
+
+class Batch:
+    """Links and visits added inside `LiveStore.replacing()`."""
+
+    def __init__(self, store: LiveStore) -> None:
+        self._store = store
+
+    def add_link(
+        self,
+        workspace_id: str,
+        new: NewLink,
+        created_at: datetime,
+        *,
+        link_id: str | None = None,
+        reserved: Callable[[str], bool] = _never,
+        reserved_ids: Callable[[str], bool] = _never,
+    ) -> Link:
+        """Store a link, over any quota (a scenario says what is there, the quota what may be
+        added); its id and slug as given, or derived as `create` derives them."""
+        return self._store._insert(workspace_id, new, created_at, reserved, link_id, reserved_ids)
+
+    def add_visits(self, link_id: str, visits: Iterable[Visit]) -> int:
+        return self._store._record_visits(link_id, visits)
+
+    def visit_count(self, link_id: str) -> int:
+        row = self._store._db.execute("SELECT clicks FROM links WHERE id = ?", (link_id,))
+        return int(row.fetchone()[0])
 
 
 class _Transaction:

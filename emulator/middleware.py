@@ -26,7 +26,7 @@ from emulator.fence import stamp, wait
 from emulator.hosts import HostPolicy, same_origin
 from emulator.journal import BODY_CAPTURE_BYTES, pack_headers
 from emulator.network_faults import cut, faulted_send, no_response_bytes, read_request
-from emulator.parsing import is_json_media
+from emulator.parsing import YAML_PATHS, is_json_media, is_yaml_media
 from emulator.responses import error_response
 
 if TYPE_CHECKING:
@@ -143,8 +143,10 @@ class GuardedCorsMiddleware(CORSMiddleware):
         method = scope["method"]
         if method == "OPTIONS" and "access-control-request-method" in headers:
             return errors.cross_origin_refused(origin or "null")
-        if method in _UNPREFLIGHTED_WRITES and not is_json_media(headers.get("content-type", "")):
-            return errors.unsupported_media_type(headers.get("content-type", ""))
+        content_type = headers.get("content-type", "")
+        yaml_ok = scope["path"] in YAML_PATHS and is_yaml_media(content_type)
+        if method in _UNPREFLIGHTED_WRITES and not (is_json_media(content_type) or yaml_ok):
+            return errors.unsupported_media_type(content_type)
         return None
 
     def preflight_response(self, request_headers: Headers) -> Response:
@@ -278,6 +280,7 @@ class JournalMiddleware:
                 "retry_after": int(retry_after) if retry_after and retry_after.isdigit() else None,
                 "pagination": context.get("pagination"),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "latency_ms": context.get("latency_ms", 0.0),
                 "request_headers": pack_headers(scope["headers"]),
                 "request_body": b"".join(capture.request_body),
                 "response_headers": pack_headers(capture.response_headers),
@@ -294,8 +297,13 @@ class JournalMiddleware:
             except ApiError as refused:  # a bad X-Emulator-Fault, a socket kind without a socket
                 await error_response(refused)(scope, receive_captured, send_captured)
                 return
-            if fault is not None and fault.delay_ms:
-                await wait(fence, ticket, fault.delay_ms)
+            # The latency profile's delay (drawn at the fence), and a fault's on top of it.
+            method, path = scope["method"], scope["path"]
+            latency_ms = fence.if_current(ticket, lambda: state.latency.delay_ms(method, path))
+            delay_ms = (latency_ms or 0.0) + (fault.delay_ms if fault is not None else 0)
+            if delay_ms:
+                context["latency_ms"] = round(delay_ms, 3)
+                await wait(fence, ticket, delay_ms)
             authorization = _header(scope, b"authorization") if fault is not None else None
             if fault is not None and authorization and (fault.status or fault.sends_no_response):
                 # The app never sees the request: so that the journal can tell whose it was.

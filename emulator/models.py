@@ -61,6 +61,11 @@ def check_application(app: Application) -> None:
     _check_text("name", app.name, NAME_MAX, spaces=True, empty=True)
 
 
+def check_identifier(name: str, value: object) -> None:
+    """422 naming the field unless `value` is an id as `check_application` wants them."""
+    _check_text(name, value, ID_MAX)
+
+
 def _check_text(
     name: str, value: object, most: int, *, spaces: bool = False, empty: bool = False
 ) -> None:

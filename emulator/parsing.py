@@ -16,6 +16,10 @@ Q_MAX = 200
 LIMIT_MAX = 100
 _MAX_DIGITS = 12
 _JSON_MEDIA = re.compile(r"application/(?:[\w.+-]+\+)?json", re.ASCII)
+YAML_MEDIA = ("application/yaml", "application/x-yaml", "text/yaml")
+# Control paths that take YAML as well as JSON. No page elsewhere can send either without a
+# preflight: neither is one of the media types a "simple" request may declare.
+YAML_PATHS = ("/_emulator/scenario",)
 
 
 def parse_link_query(params: Mapping[str, str]) -> LinkQuery:
@@ -68,11 +72,24 @@ def is_json_media(content_type: str) -> bool:
     return _JSON_MEDIA.fullmatch(media_type) is not None
 
 
+def is_yaml_media(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in YAML_MEDIA
+
+
 async def read_json_body(request: Request, max_bytes: int) -> object:
     """The decoded JSON body: 415 for another media type, 413 when too large, 400 when not JSON."""
     content_type = request.headers.get("content-type", "")
     if not is_json_media(content_type):
         raise errors.unsupported_media_type(content_type)
+    raw = await read_body(request, max_bytes)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise errors.invalid_request("The request body is not valid JSON.") from None
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body: 413 when it is larger than `max_bytes`."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise errors.payload_too_large(max_bytes)
@@ -86,7 +103,4 @@ async def read_json_body(request: Request, max_bytes: int) -> object:
             chunks.append(chunk)
     except ClientDisconnect:  # gone, or timed out by the server (protocol.py) before the body came
         raise errors.request_timeout() from None
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, RecursionError):
-        raise errors.invalid_request("The request body is not valid JSON.") from None
+    return b"".join(chunks)

@@ -25,6 +25,13 @@ IN_PROCESS_URL = "http://8here-emulator.test"
 IN_PROCESS_HOST = "8here-emulator.test"  # no socket: the control API may answer for this name
 # Live link ids and generated slugs derive from it, so that test runs are reproducible.
 DEFAULT_SEED = 0
+
+
+def _scenarios(text: str) -> tuple[str, ...]:
+    """Scenario names or files, comma-separated."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 # command-line option (dest), environment variable, Settings field, type
 _OPTIONS = (
     ("emulator_db", "EMULATOR_TEST_DB", "db_path", str),
@@ -33,7 +40,10 @@ _OPTIONS = (
     ("emulator_rate_limit", "EMULATOR_TEST_RATE_LIMIT", "rate_limit_per_minute", int),
     ("emulator_seed", "EMULATOR_TEST_SEED", "seed", int),
     ("emulator_fixtures", "EMULATOR_TEST_FIXTURES", "fixtures_dir", Path),
+    ("emulator_scenario", "EMULATOR_TEST_SCENARIO", "scenarios", _scenarios),
+    ("emulator_latency_scale", "EMULATOR_TEST_LATENCY_SCALE", "latency_scale", float),
 )
+MARKER = "emulator_scenario"
 _TIMINGS = pytest.StashKey[dict[str, list[Any]]]()
 _WORKER_OUTPUT = "8here_emulator_timings"
 _UNFIRED = ("warn", "fail", "ignore")
@@ -86,6 +96,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "8here-emulator snapshot (default: the shipped one); env EMULATOR_TEST_FIXTURES",
     )
     group.addoption(
+        "--emulator-scenario",
+        type=_scenarios,
+        metavar="NAMES",
+        help="scenarios (shipped names or files, comma-separated) the session's emulators start "
+        "from, and every reset goes back to; env EMULATOR_TEST_SCENARIO",
+    )
+    group.addoption(
+        "--emulator-latency-scale",
+        type=float,
+        metavar="X",
+        help="multiply the delays of a scenario's latency profile by X (0: none); "
+        "env EMULATOR_TEST_LATENCY_SCALE",
+    )
+    group.addoption(
         "--emulator-unfired-faults",
         choices=_UNFIRED,
         help="what a passing test with faults that never fired gets: warn (the default), fail, "
@@ -98,11 +122,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(scenario): load a scenario (a shipped name, a file relative to the test's "
+        "own, or a dict) into the emulator or emulator_app fixture before the test",
+    )
+
+
 @pytest.fixture(scope="session")
 def emulator_settings(pytestconfig: pytest.Config) -> Settings:
     """The emulator's Settings for the session, from --emulator-db, --emulator-sandbox-size,
-    --emulator-short-base, --emulator-rate-limit, --emulator-seed and --emulator-fixtures, or
-    the EMULATOR_TEST_DB, _SANDBOX_SIZE, _SHORT_BASE, _RATE_LIMIT, _SEED and _FIXTURES environment
+    --emulator-short-base, --emulator-rate-limit, --emulator-seed, --emulator-fixtures,
+    --emulator-scenario and --emulator-latency-scale, or the EMULATOR_TEST_DB, _SANDBOX_SIZE,
+    _SHORT_BASE, _RATE_LIMIT, _SEED, _FIXTURES, _SCENARIO and _LATENCY_SCALE environment
     variables. The seed is DEFAULT_SEED unless given, so live ids and generated slugs are the same
     on every run. Override it (session-scoped) in a conftest.py:
     `return dataclasses.replace(emulator_settings, short_base="http://sho.rt")`.
@@ -147,18 +180,21 @@ def emulator_server(
 
 
 @pytest.fixture
-def emulator(emulator_server: EmulatorServer, pytestconfig: pytest.Config) -> Emulator:
+def emulator(
+    emulator_server: EmulatorServer, pytestconfig: pytest.Config, request: pytest.FixtureRequest
+) -> Emulator:
     """The session's emulator, reset for this test (live links, added applications, tokens,
     rate windows, journal, faults, clock; requests of earlier tests still in flight are fenced
     off): a handle with `url`, the default `credentials`, `token(app)`, `clock` (`advance`,
     `set`, `freeze`, `now`), `journal` (the API requests received, oldest first), `fault(...)`,
     `register_application(...)`, `visit(slug, ...)` and the `assert_*` client-behaviour checks.
-    Faults the test injected that never fired are reported when it passes.
+    Faults the test injected that never fired are reported when it passes. A test marked
+    `@pytest.mark.emulator_scenario("file.yaml")` starts from that scenario.
     """
     from emulator.handle import Emulator
 
     handle = Emulator(emulator_server.app, emulator_server.url)
-    return _reset(handle, pytestconfig)
+    return _marked_scenario(_reset(handle, pytestconfig), request)
 
 
 @pytest.fixture(scope="session")
@@ -179,14 +215,35 @@ def _emulator_asgi(emulator_settings: Settings, pytestconfig: pytest.Config) -> 
 
 
 @pytest.fixture
-def emulator_app(_emulator_asgi: Emulator, pytestconfig: pytest.Config) -> Emulator:
+def emulator_app(
+    _emulator_asgi: Emulator, pytestconfig: pytest.Config, request: pytest.FixtureRequest
+) -> Emulator:
     """An in-process emulator with no socket at all, reset for this test: an ASGI app for
     `httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator_app), base_url=emulator_app.url)`
     and, for a sync client, `httpx.Client(transport=emulator_app.sync_transport(), base_url=...)`,
     with the same handle as `emulator` (`clock`, `journal`, `token()`...). Its state is its own,
-    not the `emulator` server's.
+    not the `emulator` server's. The `emulator_scenario` marker works here too.
     """
-    return _reset(_emulator_asgi, pytestconfig)
+    return _marked_scenario(_reset(_emulator_asgi, pytestconfig), request)
+
+
+def _marked_scenario(handle: Emulator, request: pytest.FixtureRequest) -> Emulator:
+    """Load the scenario of the test's `emulator_scenario` marker: a shipped name, a dict, or
+    a file relative to the test file's folder."""
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return handle
+    if len(marker.args) != 1 or marker.kwargs:
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one scenario: a name, file or dict")
+    from emulator.scenario_source import is_shipped_name
+
+    scenario = marker.args[0]
+    if isinstance(scenario, str | os.PathLike) and not (
+        isinstance(scenario, str) and is_shipped_name(scenario)
+    ):
+        scenario = request.path.parent / scenario
+    handle.load_scenario(scenario)
+    return handle
 
 
 def _warm_up(state: Any, config: pytest.Config) -> None:
@@ -232,7 +289,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def _report_unfired_faults(item: pytest.Item) -> None:
     funcargs: dict[str, Any] = getattr(item, "funcargs", {})
     handles = [funcargs[name] for name in _HANDLE_FIXTURES if name in funcargs]
-    unfired = [fault for handle in handles for fault in handle.pending_faults]
+    unfired = [
+        fault
+        for handle in handles
+        for fault in handle.pending_faults
+        if fault.source != "scenario"  # a scenario's faults are its setting, not a test's asks
+    ]
     if not unfired:
         return
     config = item.config

@@ -63,6 +63,26 @@ class RateLimiter:
                 retry_after=0 if allowed else max(1, math.ceil(frees_at - now)),
             )
 
+    def fill(self, key: str, limit: int, stamps: list[float]) -> None:
+        """Count requests made at `stamps` (epoch seconds) against `key`'s window, as if they had
+        come then (a scenario's `usage`)."""
+        with self._lock:
+            window = self._windows.get(key, deque())
+            self._windows[key] = deque(sorted([*window, *stamps]))
+            self._limits[key] = limit
+
+    def windows(self) -> dict[str, tuple[int, list[float]]]:
+        """Each window's limit and the times of the requests it still counts."""
+        with self._lock:
+            now = self._clock.timestamp()
+            for window in self._windows.values():
+                _expire(window, now)
+            return {
+                key: (self._limits[key], list(window))
+                for key, window in sorted(self._windows.items())
+                if window
+            }
+
     def states(self) -> list[WindowState]:
         with self._lock:
             now = self._clock.timestamp()

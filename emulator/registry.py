@@ -18,6 +18,7 @@ from emulator.models import (
     Workspace,
     WorkspaceKind,
     check_application,
+    check_identifier,
 )
 
 
@@ -127,6 +128,41 @@ def parse_registration(body: object) -> Registration:
     return Registration(application, settings, fields.flag(body, "replace", False))
 
 
+@dataclass(frozen=True)
+class WorkspaceChange:
+    """A workspace to create, or to change where it exists (scenario files' `workspaces`)."""
+
+    id: str
+    settings: WorkspaceSettings
+
+
+def parse_workspace(body: object) -> WorkspaceChange:
+    """`{id, kind?, apiAccess?, rateLimitPerMinute?, linkQuota?}`, the shape in which
+    `GET /_emulator/applications` shows a workspace. The sandbox workspace is the sample set's
+    and cannot be changed."""
+    if not isinstance(body, dict):
+        raise errors.invalid_request("A workspace must be an object.")
+    workspace_id = fields.text(body, "id", required=True)
+    assert workspace_id is not None
+    check_identifier("id", workspace_id)
+    if workspace_id == SANDBOX_WORKSPACE_ID:
+        raise errors.validation_failed(
+            "id", "The sandbox workspace serves the sample set and cannot be changed."
+        )
+    kind = fields.text(body, "kind")
+    if kind is not None and kind not in ("personal", "company"):
+        raise errors.validation_failed("kind", "kind must be personal or company.")
+    return WorkspaceChange(
+        workspace_id,
+        WorkspaceSettings(
+            kind=cast(WorkspaceKind | None, kind),
+            api_access=fields.flag(body, "apiAccess", None),
+            rate_limit_per_minute=fields.whole(body, "rateLimitPerMinute", 1, _LIMIT_MAX),
+            link_quota=fields.whole(body, "linkQuota", 0, _LIMIT_MAX),
+        ),
+    )
+
+
 class FixtureError(ValueError):
     """A fixtures file (applications or sample set) is not what the emulator can load; the
     one-line message names the file and the problem."""
@@ -181,16 +217,7 @@ class Registry:
                 raise errors.application_exists(application.client_id)
             workspace = self._workspaces.get(application.workspace_id)
             if workspace is None:
-                workspace = Workspace(
-                    id=application.workspace_id,
-                    kind=settings.kind or "personal",
-                    api_access=settings.api_access is not False,
-                    rate_limit_per_minute=settings.rate_limit_per_minute
-                    or self.defaults.rate_limit_per_minute,
-                    link_quota=self.defaults.link_quota
-                    if settings.link_quota is None
-                    else settings.link_quota,
-                )
+                workspace = self._new_workspace(application.workspace_id, settings)
             else:
                 differences = settings.differences(workspace)
                 if differences and not registration.replace:
@@ -200,6 +227,30 @@ class Registry:
             self._workspaces[workspace.id] = workspace
             self._applications[application.client_id] = application
             return application, workspace
+
+    def put_workspace(self, change: WorkspaceChange) -> Workspace:
+        """Create the workspace with the given settings and the defaults, or change the given
+        settings of the one that exists."""
+        with self._lock:
+            workspace = self._workspaces.get(change.id)
+            if workspace is None:
+                workspace = self._new_workspace(change.id, change.settings)
+            else:
+                workspace = change.settings.applied_to(workspace)
+            self._workspaces[workspace.id] = workspace
+            return workspace
+
+    def _new_workspace(self, workspace_id: str, settings: WorkspaceSettings) -> Workspace:
+        return Workspace(
+            id=workspace_id,
+            kind=settings.kind or "personal",
+            api_access=settings.api_access is not False,
+            rate_limit_per_minute=settings.rate_limit_per_minute
+            or self.defaults.rate_limit_per_minute,
+            link_quota=self.defaults.link_quota
+            if settings.link_quota is None
+            else settings.link_quota,
+        )
 
 
 def workspace_for_environment(environment: Environment, workspace_id: str) -> str:

@@ -53,9 +53,20 @@ class Settings:
     rate_limit_per_minute: int | None = None
     token_ttl_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
+    # Scenario files or shipped names, merged in order: the state every start and reset gives.
+    # Their live links are kept in memory, never in the db_path file (see live_db_path).
+    scenarios: tuple[str, ...] = ()
+    # Multiplies every delay of a scenario's latency profile; 0 switches them off.
+    latency_scale: float = 1.0
     # Render the sample set's QR codes in a background thread once serving (see
     # EmulatorState.warm_up), so the first walk through the links is as fast as the next.
     warm_up: bool = False
+
+    @property
+    def live_db_path(self) -> str | None:
+        """The file live links are kept in: none with a scenario, whose links every start and
+        reset rebuilds, so that it never empties a file of links kept for later."""
+        return None if self.scenarios else self.db_path
 
     @property
     def resolved_fixtures_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from emulator import errors
 from emulator.auth import TokenService
@@ -10,6 +11,7 @@ from emulator.clock import Clock
 from emulator.faults import FaultPlan
 from emulator.fence import Fence
 from emulator.journal import Journal
+from emulator.latency import Latency
 from emulator.live_store import LiveStore
 from emulator.proxy.log import CheckLog
 from emulator.ratelimit import RateLimiter
@@ -18,6 +20,9 @@ from emulator.serialize import RenderedLinks
 from emulator.settings import Settings
 from emulator.store import LinkQuery, SandboxStore
 from emulator.visits import BulkVisits
+
+if TYPE_CHECKING:
+    from emulator.scenario import Scenario
 
 # The default set whole; of a large generated one, the first pages a client walks (rendering
 # takes about 4 ms a link).
@@ -38,19 +43,28 @@ def load_sandbox(settings: Settings) -> SandboxStore:
 
 
 class EmulatorState:
-    """The sample set is immutable and kept across resets; everything else starts again."""
+    """The sample set is immutable and kept across resets; everything else starts again, from
+    the start scenario when the settings name one (a ScenarioError here names its problem)."""
 
     def __init__(self, settings: Settings, sandbox: SandboxStore | None = None) -> None:
         self.settings = settings
         self.sandbox = sandbox if sandbox is not None else load_sandbox(settings)
         self.rendered = RenderedLinks(settings.short_base)
-        self.live = LiveStore.open(settings.db_path, seed=settings.seed)
+        self.start_scenario: Scenario | None = None
+        if settings.scenarios:
+            from emulator import scenario
+
+            self.start_scenario = scenario.load(list(settings.scenarios), settings, self.sandbox)
+        self.live = LiveStore.open(settings.live_db_path, seed=settings.seed)
         self.fence = Fence()
         self._warm_lock = threading.Lock()
         self._warm = False
         # What the proxy's checks found (`8here-emulator proxy`); empty under `serve`.
         self.checks = CheckLog()
         self._build()
+        self.scenario = self.start_scenario
+        if self.start_scenario is not None:
+            self.start_scenario.apply(self)
 
     def _build(self) -> None:
         settings = self.settings
@@ -62,6 +76,7 @@ class EmulatorState:
         self.limiter = RateLimiter(self.clock)
         self.journal = Journal(settings.journal_size, known_secrets=self.known_secrets)
         self.faults = FaultPlan()
+        self.latency = Latency(None, settings.latency_scale)
 
     def known_secrets(self) -> list[str]:
         """Every secret the emulator knows of, for masking: client secrets, the control token."""
@@ -107,14 +122,30 @@ class EmulatorState:
         copy.journal = Journal(1)
         copy.faults = FaultPlan()
         copy.checks = CheckLog()
+        # A shadow answer waits for nothing: delays change no answer.
+        copy.latency = Latency(None)
+        copy.start_scenario = self.start_scenario
+        copy.scenario = self.scenario
         return copy
 
     def reset(self) -> None:
-        """Back to the start. Requests in flight are fenced off (see `emulator.fence`)."""
+        """Back to the start: the start scenario, or the fixtures alone. Requests in flight are
+        fenced off (see `emulator.fence`)."""
+        self._rebuild(self.start_scenario)
+
+    def load_scenario(self, scenario: Scenario) -> None:
+        """Back to the fixtures, then `scenario` (compiled, so checked, already)."""
+        self._rebuild(scenario)
+
+    def _rebuild(self, scenario: Scenario | None) -> None:
         with self.fence.advance():
-            self.live.clear()
             self.checks.clear()
             self._build()
+            self.scenario = scenario
+            if scenario is None:
+                self.live.clear()
+            else:
+                scenario.apply(self)  # its links replace the old ones in one transaction
 
     @property
     def warm(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -65,10 +65,17 @@ class BulkVisits:
 
     def visits(self, first_visitor: int) -> list[Visit]:
         """The visits, each its own visitor unless the request named one."""
-        if self.template.visitor:
-            return [self.template] * self.count
+        template = self.template
+        if template.visitor:
+            return [template] * self.count
+        at, country, referrer, device = (
+            template.at,
+            template.country,
+            template.referrer,
+            template.device,
+        )
         return [
-            replace(self.template, visitor=f"visitor-{first_visitor + i}")
+            Visit(at, country, referrer, device, f"visitor-{first_visitor + i}")
             for i in range(self.count)
         ]
 

@@ -529,8 +529,17 @@ def test_a_throwaway_copy_has_all_a_state_has_and_changes_none_of_it() -> None:
     try:
         assert set(vars(copy)) == set(vars(state))
         shared = {name for name in vars(state) if getattr(copy, name) is getattr(state, name)}
-        # Only what no API request changes is shared.
-        assert shared == {"settings", "sandbox", "rendered", "registry", "_warm_lock", "_warm"}
+        # Only what no API request changes is shared (scenarios are compiled, frozen values).
+        assert shared == {
+            "settings",
+            "sandbox",
+            "rendered",
+            "registry",
+            "_warm_lock",
+            "_warm",
+            "start_scenario",
+            "scenario",
+        }
     finally:
         copy.close()
         state.close()

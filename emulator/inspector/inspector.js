@@ -16,6 +16,8 @@
     faults: "/faults",
     links: "/links",
     checks: "/checks",
+    scenario: "/scenario",
+    scenarios: "/scenarios",
   });
   const ROOT = location.pathname.replace(/\/ui\/?$/, "");
   const POLL_MS = 1000;
@@ -70,6 +72,11 @@
     return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
   }
 
+  /** The delay the emulator added (latency profile and faults), when it added one. */
+  function addedDelay(entry) {
+    return typeof entry.latencyMs === "number" && entry.latencyMs > 0 ? entry.latencyMs : null;
+  }
+
   function headerValue(headers, name) {
     const found = (headers || []).find(([key]) => key.toLowerCase() === name);
     return found ? found[1] : null;
@@ -95,13 +102,14 @@
     }
   }
 
-  /** One control API call: JSON in and out; an error envelope becomes a ControlError. */
-  async function call(method, name, { suffix = "", query = null, body } = {}) {
+  /** One control API call: JSON in and out (or text out, with `text`: a YAML export); an error
+   * envelope becomes a ControlError. */
+  async function call(method, name, { suffix = "", query = null, body, text = false } = {}) {
     const url = new URL(ROOT + API[name] + suffix, location.origin);
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== "" && value !== null && value !== undefined) url.searchParams.set(key, value);
     }
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: text ? "application/yaml" : "application/json" };
     // Every state-changing control call must be declared JSON, body or not (the emulator refuses
     // any other, so that no page elsewhere can send one without a preflight).
     if (body !== undefined || method !== "GET") headers["Content-Type"] = "application/json";
@@ -114,6 +122,7 @@
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (response.status === 204) return null;
+    if (text && response.ok) return response.text();
     let data = null;
     try {
       data = await response.json();
@@ -302,11 +311,13 @@
     if (f.retryAfter) parts.push(`Retry-After ${f.retryAfter} s`);
     if (f.delayMs) parts.push(`+${f.delayMs} ms`);
     if (f.network) parts.push(f.network === "dribble" ? `dribble over ${f.dribbleMs} ms` : `network ${f.network}`);
+    if (f.every) parts.push(`every ${f.every} requests`);
+    if (f.probability) parts.push(`probability ${f.probability}`);
     return parts.join(", ");
   }
 
   function faultNote(fault) {
-    const via = fault.source === "header" ? "X-Emulator-Fault" : "fault";
+    const via = { header: "X-Emulator-Fault", scenario: "the scenario's fault" }[fault.source] || "fault";
     return `Injected (${via}): ${faultEffect(fault)}`;
   }
 
@@ -333,7 +344,13 @@
     h("td", {}, h("span", { class: `method ${entry.method}` }, entry.method)),
     pathCell,
     h("td", {}, h("span", { class: `status ${statusClass(entry.status)}` }, statusText(entry))),
-    h("td", { class: "latency" }, formatLatency(entry.durationMs)));
+    h("td", {
+      class: "latency",
+      title: addedDelay(entry) === null ? null
+        : `${formatLatency(addedDelay(entry))} of it added by the latency profile and faults`,
+    }, formatLatency(entry.durationMs),
+    addedDelay(entry) === null ? null
+      : h("span", { class: "added" }, `+${Math.round(addedDelay(entry))}`)));
   }
 
   function addRows(entries) {
@@ -430,6 +447,8 @@
       ["Application", detail.clientId || "—"],
       ["Token", detail.tokenFingerprint || "—"],
       ["Latency", formatLatency(detail.durationMs)],
+      ["Added delay", addedDelay(detail) === null ? "none"
+        : `${formatLatency(addedDelay(detail))} (latency profile and faults)`],
       ["Status", detail.status === 0 ? "none: no HTTP response was sent" : String(detail.status)],
     ];
     if (detail.fault) facts.push(["Fault", faultNote(detail.fault)]);
@@ -568,10 +587,12 @@
   let lastApplications = null;
 
   async function refreshState() {
-    const [applications, faults] = await Promise.all([
+    const [applications, faults, scenarios] = await Promise.all([
       call("GET", "applications"),
       call("GET", "faults"),
+      call("GET", "scenarios"),
     ]);
+    renderScenarios(scenarios);
     lastApplications = applications;
     renderApplications(applications);
     renderQuota(applications.workspaces);
@@ -674,6 +695,49 @@
     } catch (err) {
       report(err);
     }
+  }
+
+  // ---------------------------------------------------------------------------- scenarios
+
+  function renderScenarios(data) {
+    const name = $("scenario-name");
+    name.textContent = data.loaded || "none";
+    name.className = data.loaded ? "scenario-name" : "scenario-name none";
+    const select = $("scenario-select");
+    if (select.options.length === 1 + data.shipped.length) return;
+    select.replaceChildren(h("option", { value: "" }, "Load a shipped scenario…"),
+      ...data.shipped.map((s) => h("option", { value: s.name, title: s.description }, s.name)));
+  }
+
+  /** Reset the emulator and load a shipped scenario (by including it in an empty one). */
+  async function loadScenario(name) {
+    try {
+      await call("POST", "scenario", { body: { version: 1, include: [name] } });
+      toast(`Scenario ${name} loaded.`);
+      await Promise.all([refreshClock(), refreshState(), pollRequests()]);
+      await loadLinks(true);
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  /** The current state as a scenario file, downloaded. */
+  async function exportScenario() {
+    let yaml;
+    try {
+      yaml = await call("GET", "scenario", { text: true });
+    } catch (err) {
+      report(err);
+      return;
+    }
+    const stamp = clockEpoch === null ? "" : `-${new Date(clockEpoch * 1000).toISOString().slice(0, 19).replace(/[-:T]/g, "")}`;
+    const href = URL.createObjectURL(new Blob([yaml], { type: "application/yaml" }));
+    const link = h("a", { href, download: `scenario${stamp}.yaml`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 10000);
+    toast("Scenario exported.");
   }
 
   // ------------------------------------------------------------------------------- links
@@ -905,6 +969,13 @@
         report(err);
       }
     });
+
+    $("scenario-select").addEventListener("change", (event) => {
+      const name = event.target.value;
+      event.target.value = "";
+      if (name) loadScenario(name);
+    });
+    $("scenario-export").addEventListener("click", exportScenario);
 
     $("filter-app").addEventListener("change", applyFilters);
     $("filter-status").addEventListener("change", applyFilters);
