@@ -10,7 +10,8 @@
 # flight); a live link survives a new container on the same /data volume; an EMULATOR_* setting;
 # the greeting and the farewell in the log; the control API refuses other origins and names but its
 # service name (EMULATOR_ALLOWED_HOSTS); a fixture folder (as `8here-emulator snapshot` writes)
-# served from EMULATOR_FIXTURES, and a malformed one refused at start with one line.
+# served from EMULATOR_FIXTURES, and a malformed one refused at start with one line; a shipped
+# scenario from EMULATOR_SCENARIO.
 #
 # Environment (all optional):
 #   CONTAINER_BASE   base image (default localhost/debian-python:bookworm, made here with
@@ -499,6 +500,25 @@ grep -v systemd "$WORK/bad.err" > "$WORK/bad.lines" || true
 [ "$(wc -l < "$WORK/bad.lines")" = 1 ] && grep -q '/fixtures/sandbox_links.json: not valid JSON' "$WORK/bad.lines" ||
     fail "a malformed fixture folder: expected one line naming the file, got: $(cat "$WORK/bad.lines")"
 ok "a malformed fixture folder: exit 2, $(cat "$WORK/bad.lines")"
+
+phase "a shipped scenario from EMULATOR_SCENARIO (package data in the image)"
+run_container "$C3" --init -e EMULATOR_SCENARIO=rate-limited
+wait_healthy "$C3"
+api GET /_emulator/scenarios
+expect_status 200 "GET /_emulator/scenarios"
+check 'd["loaded"] == "rate-limited" and len(d["shipped"]) >= 6' "the scenario is loaded, six are shipped"
+api POST "$API/token" '{"clientId": "sb_demo_client", "clientSecret": "sbs_demo_secret"}'
+expect_status 200 "token (rate-limited)"
+TOKEN=$(value 'd["accessToken"]')
+api GET "$API/public/links" "" "$TOKEN"
+expect_status 429 "the first list of a used-up window"
+# The scenario's clock runs on from its start: 40 s after the container began, the window frees.
+RETRY=$(awk -F': *' 'tolower($1) == "retry-after" { print $2 + 0 }' "$WORK/headers")
+[ -n "$RETRY" ] && [ "$RETRY" -ge 1 ] && [ "$RETRY" -le 40 ] || fail "rate-limited: Retry-After '$RETRY'"
+podman logs "$C3" 2>&1 | grep -q 'Scenario     rate-limited: every reset returns to it' ||
+    fail "the greeting does not name the scenario"
+ok "EMULATOR_SCENARIO=rate-limited: 429 at once with Retry-After $RETRY (of 40), named in the greeting"
+podman rm -f -t 0 "$C3" > /dev/null 2>&1
 
 phase ""
 echo "== timings"

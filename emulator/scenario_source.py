@@ -10,6 +10,7 @@ Plain scalars are read as YAML 1.2 reads them (as JSON does): `true`/`false` onl
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ def parse_text(text: str, source: str, folder: Path | None = None) -> Document:
     """A document from YAML or JSON text: one mapping at the top."""
     if len(text) > MAX_BYTES:
         raise ScenarioError(source, None, "", f"larger than {MAX_BYTES} bytes")
+    if text.lstrip()[:1] in ("{", "["):
+        document = _parse_json(text, source, folder)
+        if document is not None:
+            return document
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -110,6 +115,96 @@ def parse_text(text: str, source: str, folder: Path | None = None) -> Document:
     if not isinstance(document.value, dict):
         raise document.error((), "a scenario is a mapping (an object in JSON) of keys to values")
     return document
+
+
+def _parse_json(text: str, source: str, folder: Path | None) -> Document | None:
+    """JSON read as JSON (YAML refuses some of it: `\\ud83c\\udf89` escapes, raw DEL), with the
+    line of every value; None when the text is not JSON, to be read as YAML."""
+    document = Document(source, None, folder=folder)
+    try:
+        value, end = _JsonReader(text, document).value(0, (), 0)
+    except (ValueError, RecursionError):
+        return None
+    if text[end:].strip():
+        return None
+    document.value = value
+    if not isinstance(value, dict):
+        raise document.error((), "a scenario is a mapping (an object in JSON) of keys to values")
+    return document
+
+
+class _JsonReader:
+    """Objects and arrays walked here (to know each value's line), scalars by `json`'s own
+    scanner. Raises ValueError for anything that is not JSON."""
+
+    def __init__(self, text: str, document: Document) -> None:
+        self.text = text
+        self.document = document
+        self.count = 0
+        self.scalar = json.JSONDecoder(parse_constant=self._refuse).raw_decode
+        self.newlines = [match.start() for match in re.finditer("\n", text)]
+
+    @staticmethod
+    def _refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    def line(self, index: int) -> int:
+        return bisect.bisect_left(self.newlines, index) + 1
+
+    def skip(self, index: int) -> int:
+        while index < len(self.text) and self.text[index] in " \t\r\n":
+            index += 1
+        return index
+
+    def value(self, index: int, path: PathKey, depth: int) -> tuple[Any, int]:
+        index = self.skip(index)
+        document = self.document
+        document.lines.setdefault(path, self.line(index))
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise document.error(path, f"more than {MAX_VALUES} values")
+        if depth > MAX_DEPTH:
+            raise document.error(path, f"nested more than {MAX_DEPTH} levels deep")
+        char = self.text[index : index + 1]
+        if char == "[":
+            items: list[Any] = []
+            index = self.skip(index + 1)
+            while self.text[index : index + 1] != "]":
+                item, index = self.value(index, (*path, len(items)), depth + 1)
+                items.append(item)
+                index = self.after(index, "]")
+            return items, index + 1
+        if char == "{":
+            result: dict[str, Any] = {}
+            index = self.skip(index + 1)
+            while self.text[index : index + 1] != "}":
+                key, after = self.scalar(self.text, index)
+                if not isinstance(key, str):
+                    raise ValueError("keys are strings")
+                if key in result:
+                    document.lines[(*path, key)] = self.line(index)
+                    raise document.error((*path, key), f"the key {key!r} is given twice")
+                document.lines[(*path, key)] = self.line(index)
+                index = self.skip(after)
+                if self.text[index : index + 1] != ":":
+                    raise ValueError("expected ':'")
+                result[key], index = self.value(index + 1, (*path, key), depth + 1)
+                index = self.after(index, "}")
+            return result, index + 1
+        return self.scalar(self.text, index)
+
+    def after(self, index: int, closer: str) -> int:
+        """Past the comma after a member, or at the closing bracket."""
+        index = self.skip(index)
+        char = self.text[index : index + 1]
+        if char == ",":
+            index = self.skip(index + 1)
+            if self.text[index : index + 1] == closer:
+                raise ValueError("a trailing comma")
+            return index
+        if char != closer:
+            raise ValueError(f"expected ',' or {closer!r}")
+        return index
 
 
 class _Builder:
@@ -342,8 +437,8 @@ class Merged:
 
     @property
     def name(self) -> str | None:
-        explicit = self.value.get("name")
-        return explicit if isinstance(explicit, str) else " + ".join(self.names) or None
+        """The documents' names (each its `name`, its file's, or what it includes) joined."""
+        return " + ".join(self.names) or None
 
     def add(self, document: Document) -> None:
         for key, value in document.value.items():

@@ -259,3 +259,46 @@ def test_the_proxys_greeting_and_farewell(tmp_path: Path) -> None:
     finally:
         state.checks.recording.close()  # type: ignore[union-attr]
         state.close()
+
+
+def test_a_start_scenario_is_named_and_its_links_are_in_memory(tmp_path: Path) -> None:
+    settings = Settings(
+        db_path=str(tmp_path / "live.db"),
+        scenarios=("slow-network", "quota-nearly-full"),
+        latency_scale=0.5,
+    )
+    state = EmulatorState(settings)
+    try:
+        lines = _lines(state)
+        farewell = serve_farewell(state)
+    finally:
+        state.close()
+    assert lines["Scenario"] == (
+        "slow-network + quota-nearly-full: every reset returns to it; latency x0.5"
+    )
+    assert lines["Live links"] == (
+        f"the scenario's, in memory: every reset rebuilds them ({tmp_path / 'live.db'} is not used)"
+    )
+    assert farewell == (
+        "8here-emulator: stopped; 9 live links were in memory, "
+        "rebuilt by the scenario at each start"
+    )
+    assert not (tmp_path / "live.db").exists()
+
+
+def test_every_setup_at_once_with_a_scenario_fits_in_ten_lines(tmp_path: Path) -> None:
+    settings = Settings(
+        fixtures_dir=default_fixtures_dir(),
+        db_path=str(tmp_path / ("deep" * 20) / "live.db"),
+        control_token="t",
+        scenarios=("busy-link", "slow-network"),
+        latency_scale=0,
+    )
+    state = EmulatorState(settings)
+    try:
+        text = render(*serve_greeting(state, Listening("0.0.0.0", 65535)))
+    finally:
+        state.close()
+    assert len(text.splitlines()) <= 10
+    assert all(len(line) <= 100 for line in text.splitlines()), text
+    assert "busy-link + slow-network: every reset returns to it; latency off" in text

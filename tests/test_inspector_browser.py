@@ -754,3 +754,47 @@ def test_a_page_elsewhere_asks_for_its_own_faults(
     assert out["network=dribble; dribble-ms=200"]["links"] == 1
     faulted = [e["fault"] for e in _journal(http) if e["path"] == LINKS_PATH]
     assert faulted and all(f is not None and f["source"] == "header" for f in faulted)
+
+
+def test_scenarios_from_the_menu_export_and_the_added_delay(
+    session: Session, http: httpx.Client
+) -> None:
+    import yaml
+
+    expect = _expect()
+    page = session.open()
+    name = page.locator("#scenario-name")
+    expect(name).to_have_text("none")
+    shipped = http.get(f"{CONTROL}/scenarios").json()["shipped"]
+    expect(page.locator("#scenario-select option")).to_have_count(1 + len(shipped))
+
+    # The menu: the emulator is reset and the scenario loaded; the page follows.
+    page.select_option("#scenario-select", "busy-link")
+    expect(page.locator("#toast")).to_contain_text("Scenario busy-link loaded.")
+    expect(name).to_have_text("busy-link")
+    assert http.get(f"{CONTROL}/scenarios").json()["loaded"] == "busy-link"
+    page.select_option("#links-workspace", LIVE_WORKSPACE)
+    expect(page.locator("#links-rows li.link")).to_have_count(1)
+
+    # Export: a YAML file of the state, which loads back into an emulator.
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name="Export scenario").click()
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    assert download.value.suggested_filename.endswith(".yaml")
+    document = yaml.safe_load(saved)
+    assert [link["id"] for link in document["links"]] == ["lnk_busy_spring"]
+    loaded = http.post(
+        f"{CONTROL}/scenario", content=saved.encode(), headers={"Content-Type": "application/yaml"}
+    )
+    assert loaded.status_code == 200, loaded.text
+    expect(name).to_have_text("none")  # an export carries no name
+
+    # A latency profile's delay, shown beside the request's latency.
+    scenario = {"version": 1, "name": "slow", "latency": {"default": {"fixed": 50}}}
+    assert http.post(f"{CONTROL}/scenario", json=scenario).status_code == 200
+    expect(name).to_have_text("slow")
+    _bearer(http, SANDBOX_CLIENT_ID, SANDBOX_SECRET)
+    row = page.locator("#requests-rows tr").first
+    expect(row.locator(".added")).to_have_text("+50")
+    row.click()
+    expect(page.locator("#request-meta")).to_contain_text("50 ms (latency profile and faults)")

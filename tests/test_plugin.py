@@ -116,6 +116,8 @@ def test_the_options_are_in_the_help(user):
             "*--emulator-short-base=URL*",
             "*--emulator-rate-limit=N*",
             "*--emulator-fixtures=DIR*",
+            "*--emulator-scenario=NAMES*",
+            "*--emulator-latency-scale=X*",
         ]
     )
 
@@ -626,3 +628,110 @@ def test_reset_puts_everything_back(emulator):
     assert emulator.state.faults.pending() == []
     assert emulator.state.registry.application(app.client_id) is None
     assert emulator.register_application().client_id == app.client_id  # numbering restarts
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+SCENARIO_TESTS = """
+import urllib.error
+import urllib.request
+
+import pytest
+
+from emulator.handle import InvalidArgument
+
+LINKS = "/api/api-applications/public/links"
+
+
+def status_of(emulator, token):
+    request = urllib.request.Request(
+        emulator.url + LINKS, headers={"Authorization": "Bearer " + token}
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers
+
+
+@pytest.mark.emulator_scenario("rate-limited")
+def test_a_shipped_scenario(emulator):
+    assert emulator.scenario_name == "rate-limited"
+    status, headers = status_of(emulator, emulator.token("lv_demo_personal"))
+    assert (status, headers["Retry-After"]) == (429, "40")
+
+
+@pytest.mark.emulator_scenario("scenarios/shop.yaml")
+def test_a_file_beside_the_test(emulator_app):
+    assert emulator_app.scenario_name == "shop"
+    assert emulator_app.state.live.count("ws_shop") == 1
+
+
+@pytest.mark.emulator_scenario({"version": 1, "clock": {"now": "2030-01-01T00:00:00Z"}})
+def test_a_dict(emulator):
+    assert emulator.clock.now().year == 2030
+
+
+@pytest.mark.emulator_scenario("flaky")
+def test_a_scenarios_faults_are_not_a_tests_unfired_faults(emulator):
+    assert len(emulator.pending_faults) == 1
+
+
+def test_the_next_test_starts_from_the_start(emulator):
+    assert emulator.scenario_name is None
+    assert emulator.pending_faults == []
+    assert status_of(emulator, emulator.token("lv_demo_personal"))[0] == 200
+"""
+SHOP = """\
+version: 1
+applications:
+  - {clientId: lv_shop, clientSecret: lvs_shop, environment: live, workspaceId: ws_shop}
+links:
+  - {workspace: ws_shop, title: Spring, destination: "https://shop.example/spring"}
+"""
+
+
+def test_the_marker_loads_a_scenario_before_the_test(user):
+    user.makepyfile(test_scenarios=SCENARIO_TESTS)
+    (user.path / "scenarios").mkdir()
+    (user.path / "scenarios" / "shop.yaml").write_text(SHOP)
+
+    _run(user).assert_outcomes(passed=5)
+
+
+def test_a_bad_marked_scenario_errors_the_test_with_its_line(user):
+    user.makepyfile(
+        test_bad="""
+import pytest
+
+@pytest.mark.emulator_scenario({"version": 1, "links": [{"workspace": "nowhere"}]})
+def test_never_runs(emulator):
+    pass
+"""
+    )
+    result = _run(user)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*InvalidScenario: <dict>: links[[]0[]].title: title is required*"]
+    )
+
+
+def test_the_session_can_start_from_a_scenario(user, monkeypatch):
+    monkeypatch.setenv("EMULATOR_TEST_LATENCY_SCALE", "0")
+    user.makepyfile(
+        test_start="""
+import pytest
+
+from emulator.handle import InvalidArgument
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_each_starts_from_it(emulator, n):
+    assert emulator.scenario_name == "api-access-disabled + slow-network"
+    assert emulator.state.latency.scale == 0
+    with pytest.raises(InvalidArgument) as refused:
+        emulator.token("lv_demo_personal")
+    assert refused.value.code == "api_access_disabled"
+"""
+    )
+    _run(user, "--emulator-scenario=api-access-disabled,slow-network").assert_outcomes(passed=2)

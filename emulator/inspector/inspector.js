@@ -705,7 +705,7 @@
     name.className = data.loaded ? "scenario-name" : "scenario-name none";
     const select = $("scenario-select");
     if (select.options.length === 1 + data.shipped.length) return;
-    select.replaceChildren(h("option", { value: "" }, "Load a shipped scenario…"),
+    select.replaceChildren(h("option", { value: "" }, "Load shipped…"),
       ...data.shipped.map((s) => h("option", { value: s.name, title: s.description }, s.name)));
   }
 
