@@ -137,7 +137,7 @@ class ControlApi:
             apps.append(entry)
         workspaces = []
         for ws in registry.workspaces():
-            entry = _workspace_json(ws)
+            entry = serialize.workspace(ws)
             if ws.kind != "sandbox":
                 entry["linksUsed"] = live.count(ws.id)
             workspaces.append(entry)
@@ -330,15 +330,5 @@ def _application_json(app: Application, workspace: Workspace | None) -> dict[str
         "rateLimitPerMinute": app.rate_limit_per_minute,
     }
     if workspace is not None:
-        body["workspace"] = _workspace_json(workspace)
+        body["workspace"] = serialize.workspace(workspace)
     return body
-
-
-def _workspace_json(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "id": workspace.id,
-        "kind": workspace.kind,
-        "apiAccess": workspace.api_access,
-        "rateLimitPerMinute": workspace.rate_limit_per_minute,
-        "linkQuota": workspace.link_quota,
-    }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from emulator import errors, fields, scenario_source
+from emulator import errors, fields, scenario_source, serialize
 from emulator.clock import EARLIEST, LATEST, Clock, ClockChange, parse_clock_change, parse_timestamp
 from emulator.errors import ApiError
 from emulator.faults import Fault, parse_fault
@@ -348,7 +348,7 @@ def export(state: EmulatorState) -> dict[str, Any]:
     }
     registry = state.registry
     workspaces = [
-        _workspace_entry(ws)
+        serialize.workspace(ws)
         for ws in registry.workspaces()
         if ws.kind != "sandbox" and baseline.workspace(ws.id) != ws
     ]
@@ -378,16 +378,6 @@ def export(state: EmulatorState) -> dict[str, Any]:
     if usage:
         doc["usage"] = usage
     return doc
-
-
-def _workspace_entry(workspace: Any) -> dict[str, Any]:
-    return {
-        "id": workspace.id,
-        "kind": workspace.kind,
-        "apiAccess": workspace.api_access,
-        "rateLimitPerMinute": workspace.rate_limit_per_minute,
-        "linkQuota": workspace.link_quota,
-    }
 
 
 def _application_entry(app: Application, *, replace_it: bool) -> dict[str, Any]:

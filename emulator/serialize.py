@@ -9,9 +9,20 @@ from typing import Any
 
 from emulator.auth import IssuedToken
 from emulator.clock import format_timestamp
-from emulator.models import Analytics, Count, Link
+from emulator.models import Analytics, Count, Link, Workspace
 from emulator.qr import qr_png_base64
 from emulator.store import Page
+
+
+def workspace(workspace: Workspace) -> dict[str, Any]:
+    """A workspace as the control API shows it, and as a scenario's `workspaces` take it."""
+    return {
+        "id": workspace.id,
+        "kind": workspace.kind,
+        "apiAccess": workspace.api_access,
+        "rateLimitPerMinute": workspace.rate_limit_per_minute,
+        "linkQuota": workspace.link_quota,
+    }
 
 
 def short_url(base: str, slug: str) -> str:
