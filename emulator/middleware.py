@@ -297,10 +297,13 @@ class JournalMiddleware:
             except ApiError as refused:  # a bad X-Emulator-Fault, a socket kind without a socket
                 await error_response(refused)(scope, receive_captured, send_captured)
                 return
-            # The latency profile's delay (drawn at the fence), and a fault's on top of it.
-            method, path = scope["method"], scope["path"]
-            latency_ms = fence.if_current(ticket, lambda: state.latency.delay_ms(method, path))
-            delay_ms = (latency_ms or 0.0) + (fault.delay_ms if fault is not None else 0)
+            # The latency profile's delay, and a fault's on top of it. Drawn at the fence: a
+            # request of an earlier generation draws nothing from the new profile's generators.
+            method, path, latency = scope["method"], scope["path"], state.latency
+            latency_ms = 0.0
+            if latency.active:
+                latency_ms = fence.if_current(ticket, lambda: latency.delay_ms(method, path)) or 0.0
+            delay_ms = latency_ms + (fault.delay_ms if fault is not None else 0)
             if delay_ms:
                 context["latency_ms"] = round(delay_ms, 3)
                 await wait(fence, ticket, delay_ms)

@@ -51,6 +51,7 @@ EMULATOR_ONLY_CODES = {
     "emulator_reset",
     "application_exists",
     "workspace_conflict",
+    "invalid_scenario",  # POST /_emulator/scenario
 }
 CONTRACT_URI = "urn:8here:contract"
 

@@ -113,7 +113,7 @@ BAD: list[tuple[str, str, int, str, str]] = [
         "version: 1\nfaults:\n  - {path: /api/*, times: 2}\n",
         3,
         "faults[0].status",
-        "A fault needs a status, a delayMs, or both",
+        "A fault needs a status, a network, a delayMs",
     ),
     (
         "p99 below the median",
