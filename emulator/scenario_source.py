@@ -41,6 +41,10 @@ _BOOLEANS["FALSE"] = False
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The tags plain YAML resolves to; any other (`!foo`, `!!python/...`, `!!binary`) is refused.
+_TAGS = {
+    _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
+}
 
 
 def format_path(path: PathKey) -> str:
@@ -111,6 +115,8 @@ def parse_text(text: str, source: str, folder: Path | None = None) -> Document:
     document = Document(source, None, folder=folder)
     if node is None:
         raise ScenarioError(source, 1, "", "empty: a scenario needs at least `version: 1`")
+    if _expanded_size(node, {}, 0) > MAX_VALUES:
+        raise ScenarioError(source, None, "", f"more than {MAX_VALUES} values (aliases included)")
     document.value = _Builder(document).build(node, (), 0)
     if not isinstance(document.value, dict):
         raise document.error((), "a scenario is a mapping (an object in JSON) of keys to values")
@@ -207,6 +213,31 @@ class _JsonReader:
         return index
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int) -> int:
+    """How many values the node stands for once its aliases are expanded, counted over the
+    nodes themselves (an alias is the node it names, met again), so that a small file of
+    aliases of aliases is refused before it is built. Below MAX_DEPTH it looks no further: the
+    builder refuses that depth, naming the place."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if depth > MAX_DEPTH:
+        return 1
+    sizes[id(node)] = MAX_VALUES + 1  # while counting: an alias of itself is too many
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [value for _key, value in node.value]
+    size = 1
+    for child in children:
+        size += _expanded_size(child, sizes, depth + 1)
+        if size > MAX_VALUES:
+            break
+    sizes[id(node)] = size
+    return size
+
+
 class _Builder:
     def __init__(self, document: Document) -> None:
         self.document = document
@@ -220,6 +251,8 @@ class _Builder:
             raise document.error(path, f"more than {MAX_VALUES} values (aliases included)")
         if depth > MAX_DEPTH:
             raise document.error(path, f"nested more than {MAX_DEPTH} levels deep")
+        if node.tag not in _TAGS:
+            raise document.error(path, f"the tag {node.tag} is not supported")
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -232,7 +265,8 @@ class _Builder:
             if key_node.tag == _CORE + "merge":
                 document.lines[key_path] = key_node.start_mark.line + 1
                 raise document.error(path, "merge keys (<<) are not supported: use include")
-            key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag in _TAGS
+            key = self.scalar(key_node, path) if plain else None
             if not isinstance(key, str):
                 document.lines[key_path] = key_node.start_mark.line + 1
                 raise document.error(key_path, "keys must be strings")
@@ -244,8 +278,6 @@ class _Builder:
         return result
 
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
-        if not node.tag.startswith(_CORE):
-            raise self.document.error(path, f"the tag {node.tag} is not supported")
         text: str = node.value
         if node.style:  # quoted, or a literal or folded block
             return text

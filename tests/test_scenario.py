@@ -27,6 +27,7 @@ from conftest import (
     token_for,
 )
 from starlette.testclient import TestClient
+from test_scenario_roundtrip import state_of
 
 from emulator.app import create_app
 from emulator.handle import Emulator, InvalidScenario
@@ -293,27 +294,6 @@ def test_a_start_scenario_leaves_the_db_file_untouched(tmp_path: Path) -> None:
         store.close()
 
 
-def _state(client: TestClient) -> dict[str, Any]:
-    """What a client can see of every live workspace, the registry, the faults and clock."""
-    registry = client.get(f"{CONTROL}/applications").json()
-    pages = {}
-    for workspace in registry["workspaces"]:
-        if workspace["kind"] == "sandbox":
-            continue
-        query = {"workspace": workspace["id"], "limit": 100, "sortBy": "title"}
-        page = client.get(f"{CONTROL}/links", params=query).json()
-        details = [
-            client.get(f"{CONTROL}/links/{link['id']}", params=query).json()
-            for link in page["data"]
-        ]
-        pages[workspace["id"]] = (page, details)
-    return {
-        "registry": registry,
-        "pages": pages,
-        "faults": client.get(f"{CONTROL}/faults").json(),
-    }
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_each_shipped_scenario_exports_as_yaml_that_loads_back_into_an_equal_state(
     name: str,
@@ -321,11 +301,11 @@ def test_each_shipped_scenario_exports_as_yaml_that_loads_back_into_an_equal_sta
     with TestClient(app_for(Settings(scenarios=(name,)))) as first:
         exported = first.get(SCENARIO)
         assert exported.headers["content-type"].startswith("application/yaml")
-        before = _state(first)
+        before = state_of(first)
     with TestClient(app_for()) as second:
         response = second.post(SCENARIO, content=exported.content, headers=YAML)
         assert response.status_code == 200, response.text
-        assert _state(second) == before
+        assert state_of(second) == before
         again = parse_text(second.get(SCENARIO).text, "again").value
     first_document = parse_text(exported.text, "export").value
     assert again.pop("clock")["frozen"] is first_document.pop("clock")["frozen"]
@@ -555,3 +535,19 @@ def test_the_readmes_format_example_loads() -> None:
             "faults": 1,
             "latency": True,
         }
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: " + "[" * 40 + "]" * 40, "a[0][0]"),  # the place where it is too deep
+        ("version: 1\na: &a [*a]\n", "more than 1000000 values"),
+        ("version: 1\n<<: {clock: {frozen: true}}\n", "merge keys (<<) are not supported"),
+        ("version: 1\n? [a]\n: 1\n", "keys must be strings"),
+        ("version: 1\nclock: !!python/object:os.system {}\n", "is not supported"),
+    ],
+)
+def test_what_the_reader_refuses(text: str, problem: str) -> None:
+    with TestClient(app_for()) as client:
+        response = client.post(SCENARIO, content=text.encode(), headers=YAML)
+        assert problem in assert_error(response, 422, "invalid_scenario")["message"]
