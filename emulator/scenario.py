@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -114,7 +114,7 @@ class Scenario:
 
 
 def load(
-    references: list[str] | list[Document], settings: Settings, sandbox: SandboxStore
+    references: Sequence[str | Document], settings: Settings, sandbox: SandboxStore
 ) -> Scenario:
     """Shipped names, files or read documents, merged in order and compiled."""
     documents = [
@@ -239,8 +239,8 @@ def _links(
                     if bulk.template.at < created_at:
                         raise errors.validation_failed(
                             "at",
-                            f"The visit at {_shown(bulk.template.at)} is before the link was "
-                            f"created ({_shown(created_at)}).",
+                            f"The visit at {format_instant(bulk.template.at)} is before the link "
+                            f"was created ({format_instant(created_at)}).",
                         )
                 visits_total += bulk.count
                 if visits_total > MAX_VISITS:
@@ -319,10 +319,6 @@ def _instant(body: dict[str, Any], name: str, default: datetime | None) -> datet
     if not EARLIEST <= moment <= LATEST:
         raise errors.validation_failed(name, f"{name} must be between 1970-01-02 and 9000-01-01.")
     return moment
-
-
-def _shown(moment: datetime) -> str:
-    return format_instant(moment)
 
 
 # -- export ---------------------------------------------------------------------------------------
