@@ -303,9 +303,15 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+# PyYAML writes these line breaks raw inside single quotes, where a reader folds them into a
+# space; double quotes escape them (\N, \L, \P).
+_UNICODE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
 def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
     # PyYAML quotes what YAML 1.1 would misread; this also quotes what YAML 1.2 would (`1e3`).
-    style = None if reads_as_text(text) else '"'
+    plain = reads_as_text(text) and not _UNICODE_BREAKS.search(text)
+    style = None if plain else '"'
     return dumper.represent_scalar(_CORE + "str", text, style=style)
 
 
