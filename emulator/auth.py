@@ -28,6 +28,12 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Tokens whose signature was checked: (client id, expiry epoch) by token, so a client's every
 # call does not pay base64 and HMAC again. Cleared when full; the key, so the cache, goes on reset.
 _VERIFIED_TOKENS = 4096
+_CALLER_HEADER_MAX = 512
+# Fingerprints of tokens seen (every API request journals one): of tokens up to a few hundred
+# characters, as the emulator's own are, so the memo stays small whatever clients send.
+_FINGERPRINTS: dict[str, str] = {}
+_FINGERPRINTS_KEPT = 4096
+_FINGERPRINTED_TOKEN_MAX = 512
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,11 @@ class TokenService:
         self._rate_limit_override = rate_limit_override
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, int]] = {}
+        # The caller of each client id, made again when its application or workspace changes.
+        self._principals: dict[str, Principal] = {}
+        # Callers found, by their Authorization value: (principal, the token's expiry epoch, the
+        # registry's version then). Every API request authenticates; most repeat a header.
+        self._callers: dict[str, tuple[Principal, int, int]] = {}
 
     def exchange(self, client_id: str, client_secret: str) -> IssuedToken:
         application = self._registry.application(client_id)
@@ -74,6 +85,16 @@ class TokenService:
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an `Authorization` header, or an ApiError (401/403)."""
+        known = self._callers.get(authorization) if authorization else None
+        if known is not None and known[2] == self._registry.version:
+            principal, expires_epoch, _ = known
+            if self._clock.timestamp() >= expires_epoch:
+                raise errors.token_expired()
+            return principal
+        return self._authenticate(authorization)
+
+    def _authenticate(self, authorization: str | None) -> Principal:
+        version = self._registry.version  # before the look-ups: a change meanwhile is not kept
         if not authorization or not authorization.strip():
             raise errors.missing_token()
         scheme, _, token = authorization.strip().partition(" ")
@@ -99,7 +120,18 @@ class TokenService:
             raise errors.token_expired()
         if not workspace.api_access:
             raise errors.api_access_disabled()
-        return Principal(application, workspace, self._rate_limit_override)
+        principal = self._principals.get(client_id)
+        if principal is None or (principal.application, principal.workspace) != (
+            application,
+            workspace,
+        ):
+            principal = Principal(application, workspace, self._rate_limit_override)
+            self._principals[client_id] = principal  # one per registered client id at most
+        if len(authorization) <= _CALLER_HEADER_MAX:
+            if len(self._callers) >= _VERIFIED_TOKENS:
+                self._callers.clear()
+            self._callers[authorization] = (principal, expires_epoch, version)
+        return principal
 
     def _verify(self, token: str) -> bytes:
         if not token.startswith(TOKEN_PREFIX) or token.count(".") != 1:
@@ -120,8 +152,16 @@ class TokenService:
 
 def fingerprint(token: str) -> str:
     """A short, stable, non-reversible name for a token, for journals and logs."""
+    known = _FINGERPRINTS.get(token)
+    if known is not None:
+        return known
     digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-    return "tok_" + digest[:12]
+    named = "tok_" + digest[:12]
+    if len(token) <= _FINGERPRINTED_TOKEN_MAX:
+        if len(_FINGERPRINTS) >= _FINGERPRINTS_KEPT:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[token] = named
+    return named
 
 
 def bearer_fingerprint(authorization: str) -> str:

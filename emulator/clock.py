@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from emulator import errors
 
@@ -38,58 +39,78 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"{text} is out of range in UTC") from exc
 
 
+class _Reading(NamedTuple):
+    """What a clock reads from: replaced whole on each change, so a reader needs no lock."""
+
+    frozen_at: datetime | None
+    frozen_timestamp: float
+    offset: timedelta
+    offset_seconds: float
+
+
 class Clock:
-    """Real time plus an offset, or a frozen instant. Thread-safe."""
+    """Real time plus an offset, or a frozen instant. Thread-safe: changes take a lock, readings
+    take the current `_Reading`."""
 
     def __init__(self, frozen_at: datetime | None = None) -> None:
         self._lock = threading.Lock()
-        self._offset = timedelta(0)
-        self._frozen_at = frozen_at
+        self._reading = _reading(frozen_at, timedelta(0))
+
+    @property
+    def _frozen_at(self) -> datetime | None:
+        return self._reading.frozen_at
+
+    @property
+    def _offset(self) -> timedelta:
+        return self._reading.offset
 
     @staticmethod
     def _wall() -> datetime:
         return datetime.fromtimestamp(time.time(), UTC)
 
     def now(self) -> datetime:
-        with self._lock:
-            if self._frozen_at is not None:
-                return self._frozen_at
-            return self._wall() + self._offset
+        reading = self._reading
+        if reading.frozen_at is not None:
+            return reading.frozen_at
+        return self._wall() + reading.offset
 
     def timestamp(self) -> float:
         """`now().timestamp()` without building a datetime: every API request reads it."""
-        with self._lock:
-            if self._frozen_at is not None:
-                return self._frozen_at.timestamp()
-            return time.time() + self._offset.total_seconds()
+        reading = self._reading
+        if reading.frozen_at is not None:
+            return reading.frozen_timestamp
+        return time.time() + reading.offset_seconds
 
     @property
     def frozen(self) -> bool:
-        return self._frozen_at is not None
+        return self._reading.frozen_at is not None
 
     def set(self, moment: datetime, *, frozen: bool = True) -> None:
         """Jump to `moment`; frozen there unless `frozen` is false (then time runs on from it)."""
         with self._lock:
             if frozen:
-                self._frozen_at = moment
+                self._reading = _reading(moment, self._offset)
             else:
-                self._frozen_at = None
-                self._offset = moment - self._wall()
+                self._reading = _reading(None, moment - self._wall())
 
     def advance(self, seconds: float) -> None:
         with self._lock:
             step = timedelta(seconds=seconds)
             if self._frozen_at is not None:
-                self._frozen_at += step
+                self._reading = _reading(self._frozen_at + step, self._offset)
             else:
-                self._offset += step
+                self._reading = _reading(None, self._offset + step)
 
     def resume(self) -> None:
         """Let a frozen clock run again from where it stands."""
         with self._lock:
             if self._frozen_at is not None:
-                self._offset = self._frozen_at - self._wall()
-                self._frozen_at = None
+                self._reading = _reading(None, self._frozen_at - self._wall())
+
+
+def _reading(frozen_at: datetime | None, offset: timedelta) -> _Reading:
+    frozen_timestamp = frozen_at.timestamp() if frozen_at is not None else 0.0
+    return _Reading(frozen_at, frozen_timestamp, offset, offset.total_seconds())
 
 
 @dataclass(frozen=True)

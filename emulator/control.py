@@ -27,14 +27,16 @@ from emulator.parsing import (
     read_json_body,
 )
 from emulator.registry import parse_registration
-from emulator.responses import json_response
+from emulator.responses import bytes_response, json_response
 from emulator.state import EmulatorState
 from emulator.visits import parse_bulk_visits
 
 PREFIX = "/_emulator"
+HEALTH_PATH = f"{PREFIX}/health"
 Endpoint = Callable[[Request], Awaitable[Response]]
 # Journal sequence numbers: any longer number is past every entry.
 _SEQUENCE_DIGITS = 18
+_HEALTHY = serialize.dumps({"status": "ok"})
 
 
 class ControlApi:
@@ -44,7 +46,7 @@ class ControlApi:
     def routes(self) -> list[Route]:
         guarded = self._guarded
         return [
-            Route(f"{PREFIX}/health", self.health, methods=["GET"]),
+            Route(HEALTH_PATH, self.health, methods=["GET"]),
             Route(f"{PREFIX}/reset", guarded(self.reset), methods=["POST"]),
             Route(f"{PREFIX}/clock", guarded(self.read_clock), methods=["GET"]),
             Route(f"{PREFIX}/clock", guarded(self.set_clock), methods=["POST"]),
@@ -97,7 +99,7 @@ class ControlApi:
         return self.state.fence.guard_request(request.scope)
 
     async def health(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
+        return bytes_response(_HEALTHY)
 
     async def reset(self, request: Request) -> Response:
         with self._fenced(request):  # a reset asked for before another one is not carried out

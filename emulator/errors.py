@@ -110,12 +110,13 @@ def link_not_found() -> ApiError:
     return ApiError(404, "link_not_found", "No link with that id.")
 
 
-def rate_limited(retry_after: int, headers: Mapping[str, str]) -> ApiError:
+def rate_limited(retry_after: int) -> ApiError:
+    """The window's X-RateLimit-* headers come with it from the request's notes."""
     return ApiError(
         429,
         "rate_limited",
         f"Rate limit exceeded; retry after {retry_after} seconds.",
-        headers={**headers, "Retry-After": str(retry_after)},
+        headers={"Retry-After": str(retry_after)},
     )
 
 

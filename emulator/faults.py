@@ -280,6 +280,11 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
+    @property
+    def armed(self) -> bool:
+        """Whether any fault is pending (a hint, read without the lock: `take` decides)."""
+        return bool(self._faults)
+
     def pending(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)

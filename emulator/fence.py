@@ -1,6 +1,7 @@
 """The fence between resets: a request that started before a reset changes nothing after it.
 
-Each HTTP request takes a ticket (the state's generation) when it starts. A reset moves the
+Each HTTP request takes a ticket (the state's generation) when it starts (the request layer puts
+it in the request's notes, emulator/notes.py). A reset moves the
 generation on. Where a request would change state (journal, rate windows, tokens, live links,
 visits, faults, registry, clock) it does so inside `fence.guard(ticket)`, which holds the fence's
 lock and refuses a ticket of an older generation with 503 `emulator_reset`; a reset takes the same
@@ -13,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 from emulator import errors
+from emulator.notes import notes_of
 
-_SCOPE_KEY = "generation"  # in the ASGI scope's "state", beside the request id
 # How soon a waiting request notices a reset and gives up its wait.
 _RESET_POLL_SECONDS = 0.05
 T = TypeVar("T")
@@ -46,9 +47,9 @@ class Fence:
         and keeps any reset out until the block ends."""
         return Guard(self, ticket)
 
-    def guard_request(self, scope: MutableMapping[str, Any]) -> Guard:
+    def guard_request(self, scope: Mapping[str, Any]) -> Guard:
         """`guard` with the ticket of the request in `scope`."""
-        return self.guard(ticket_of(scope))
+        return Guard(self, notes_of(scope).ticket)
 
     def if_current(self, ticket: int, action: Callable[[], T]) -> T | None:
         """`action()` when the ticket is current, atomically; None (and nothing done) if not."""
@@ -85,19 +86,6 @@ class Guard:
         tb: TracebackType | None,
     ) -> None:
         self._fence._lock.release()
-
-
-def stamp(scope: MutableMapping[str, Any], fence: Fence) -> int:
-    """Give the request in `scope` its ticket; returns it."""
-    ticket = fence.ticket()
-    scope.setdefault("state", {})[_SCOPE_KEY] = ticket
-    return ticket
-
-
-def ticket_of(scope: MutableMapping[str, Any]) -> int:
-    """The ticket `stamp` gave this request."""
-    ticket: int = scope["state"][_SCOPE_KEY]
-    return ticket
 
 
 async def wait(fence: Fence, ticket: int, delay_ms: float) -> None:

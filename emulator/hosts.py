@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 _NAME_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_ANSWERS_KEPT = 256
 
 
 def split_host(host: str) -> tuple[str, str | None] | None:
@@ -60,8 +61,19 @@ class HostPolicy:
         self.any = "*" in names
         self.exact = frozenset(name for name in names if not name.startswith("*."))
         self.suffixes = tuple(name[1:] for name in names if name.startswith("*."))
+        self._answers: dict[str, bool] = {}  # by Host value: a client sends the same one each time
 
     def allows(self, host: str | None) -> bool:
+        if host is None:
+            return False
+        known = self._answers.get(host)
+        if known is None:
+            if len(self._answers) >= _ANSWERS_KEPT:
+                self._answers.clear()
+            known = self._answers[host] = self._allows(host)
+        return known
+
+    def _allows(self, host: str) -> bool:
         parts = split_host(host) if host else None
         if parts is None:
             return False

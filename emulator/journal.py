@@ -1,20 +1,25 @@
 """The request journal: what API requests the emulator received, bounded in memory.
 
-Entries keep the raw headers (packed into one bytes object each) and truncated bodies; secrets
-are masked only when an entry is shown, so recording stays cheap on the request path. Every entry
-has a fixed most bytes (ENTRY_MAX_BYTES), and the journal a fixed most in all (JOURNAL_MAX_BYTES):
-the oldest entries go first.
+Entries keep the raw headers and truncated bodies; secrets are masked only when an entry is
+shown, so recording stays cheap on the request path. The request layer records an `Exchange`: the
+references it holds anyway, packed, joined and cut to their bounds only when the entry is first
+read. Every entry has a fixed most bytes (ENTRY_MAX_BYTES), and the journal a fixed most in all
+(JOURNAL_MAX_BYTES): the oldest entries go first.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from emulator.limits import HEADER_BYTES_MAX, URL_BYTES_MAX
+from emulator.clock import format_timestamp
+from emulator.limits import HEADER_BYTES_MAX, URL_BYTES_MAX, header_bytes
 from emulator.masking import Masker
 
 BODY_CAPTURE_BYTES = 16 * 1024
@@ -34,9 +39,120 @@ ENTRY_MAX_BYTES = sum(_CAPPED.values())
 _UNMASKED = Masker()
 
 
-def pack_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def pack_headers(headers: Collection[tuple[bytes, bytes]]) -> bytes:
     """Headers as they came on the wire (`name: value` lines), in one bytes object."""
-    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    return b"\r\n".join(map(b": ".join, headers)) + b"\r\n" if headers else b""
+
+
+@functools.lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """`format_timestamp` of a whole second: entries of the same second share one string."""
+    return format_timestamp(datetime.fromtimestamp(second, UTC))
+
+
+class Exchange:
+    """One request and its answer as the request layer saw them, for `Journal.record_exchange`:
+    what it holds anyway (header lists, body chunks of at most BODY_CAPTURE_BYTES in all, the
+    handler's notes), made into an entry's fields when the entry is first read."""
+
+    __slots__ = (
+        "check",
+        "client_id",
+        "fault",
+        "latency_ms",
+        "method",
+        "pagination",
+        "path",
+        "query",
+        "received_at",
+        "request_body",
+        "request_headers",
+        "request_id",
+        "response_body",
+        "response_headers",
+        "seconds",
+        "size",
+        "status",
+        "token_fingerprint",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        received_at: float,
+        method: str,
+        path: str,
+        query: bytes,
+        request_headers: list[tuple[bytes, bytes]],
+        request_head_bytes: int,
+        request_body: list[bytes],
+        status: int,
+        response_headers: list[tuple[bytes, bytes]],
+        response_body: list[bytes],
+        seconds: float,
+        client_id: str | None,
+        token_fingerprint: str | None,
+        pagination: dict[str, Any] | None,
+        latency_ms: float = 0.0,
+        fault: dict[str, Any] | None = None,
+        check: EntryCheck | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.received_at = received_at
+        self.method = method
+        self.path = path
+        self.query = query
+        self.request_headers = request_headers
+        self.request_body = request_body
+        self.status = status
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.seconds = seconds
+        self.client_id = client_id
+        self.token_fingerprint = token_fingerprint
+        self.pagination = pagination
+        self.latency_ms = latency_ms
+        self.fault = fault
+        self.check = check
+        # What the entry will take, as `Journal.record` counts it (each part within its bound;
+        # header_bytes is the length of the packed headers).
+        self.size = (
+            (check.size_bytes() if check is not None else 0)
+            + min(request_head_bytes, HEADERS_CAPTURE_BYTES)
+            + min(len(path) + len(query), 2 * URL_BYTES_MAX)
+            + sum(map(len, request_body))
+            + sum(map(len, response_body))
+            + min(header_bytes(response_headers), HEADERS_CAPTURE_BYTES)
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The entry's fields, as `Journal.record` takes them."""
+        retry_after = None
+        if self.status == 429:
+            value = next(
+                (v for k, v in reversed(self.response_headers) if k == b"retry-after"), b""
+            )
+            retry_after = int(value) if value.isdigit() else None
+        return {
+            "request_id": self.request_id,
+            "time": _stamp(math.floor(self.received_at)),
+            "method": self.method,
+            "path": self.path[:URL_BYTES_MAX],
+            "query": self.query[:URL_BYTES_MAX].decode("latin-1"),
+            "status": self.status,
+            "client_id": self.client_id,
+            "token_fingerprint": self.token_fingerprint,
+            "retry_after": retry_after,
+            "pagination": self.pagination,
+            "duration_ms": round(self.seconds * 1000, 3),
+            "latency_ms": self.latency_ms,
+            "fault": self.fault,
+            "check": self.check,
+            "request_headers": pack_headers(self.request_headers)[:HEADERS_CAPTURE_BYTES],
+            "request_body": b"".join(self.request_body)[:BODY_CAPTURE_BYTES],
+            "response_headers": pack_headers(self.response_headers)[:HEADERS_CAPTURE_BYTES],
+            "response_body": b"".join(self.response_body)[:BODY_CAPTURE_BYTES],
+        }
 
 
 def unpack_headers(packed: bytes) -> list[tuple[str, str]]:
@@ -140,7 +256,8 @@ class Journal:
         known_secrets: Callable[[], Iterable[str]] = tuple,
         max_bytes: int = JOURNAL_MAX_BYTES,
     ) -> None:
-        self._entries: deque[tuple[int, dict[str, Any], int]] = deque()
+        # (sequence, fields or an Exchange not read yet, size)
+        self._entries: deque[tuple[int, dict[str, Any] | Exchange, int]] = deque()
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._bytes = 0
@@ -154,10 +271,17 @@ class Journal:
             value = fields.get(name)
             if value is not None and len(value) > limit:
                 fields[name] = value[:limit]
-        size = _entry_bytes(fields)
+        return self._keep(fields, _entry_bytes(fields))
+
+    def record_exchange(self, exchange: Exchange) -> int:
+        """Keep an exchange of the request layer; its sequence number. Its fields are made when
+        it is first read: recording is on every API request's path, reading is rare."""
+        return self._keep(exchange, exchange.size)
+
+    def _keep(self, entry: dict[str, Any] | Exchange, size: int) -> int:
         with self._lock:
             self._sequence += 1
-            self._entries.append((self._sequence, fields, size))
+            self._entries.append((self._sequence, entry, size))
             self._bytes += size
             while len(self._entries) > self._capacity or self._bytes > self._max_bytes:
                 self._bytes -= self._entries.popleft()[2]
@@ -171,15 +295,32 @@ class Journal:
     def _masker(self) -> Masker:
         return Masker(self._known_secrets())
 
-    def entries(self) -> list[JournalEntry]:
+    def _read(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every kept entry's sequence and fields; an Exchange read for the first time is kept
+        as its fields from then on."""
         with self._lock:
-            kept = [(sequence, fields) for sequence, fields, _ in self._entries]
+            kept = list(self._entries)
+        made = {}
+        read = []
+        for index, (sequence, entry, _) in enumerate(kept):
+            if isinstance(entry, Exchange):
+                entry = made[index] = entry.fields()
+            read.append((sequence, entry))
+        if made:
+            with self._lock:  # in place, unless the entry has gone meanwhile
+                first = self._entries[0][0] if self._entries else 0
+                for index, fields in made.items():
+                    at = kept[index][0] - first
+                    if 0 <= at < len(self._entries) and self._entries[at][0] == kept[index][0]:
+                        self._entries[at] = (kept[index][0], fields, kept[index][2])
+        return read
+
+    def entries(self) -> list[JournalEntry]:
         masker = self._masker()
-        return [JournalEntry(sequence=seq, masker=masker, **fields) for seq, fields in kept]
+        return [JournalEntry(sequence=seq, masker=masker, **fields) for seq, fields in self._read()]
 
     def find(self, sequence: int) -> JournalEntry | None:
-        with self._lock:
-            found = next((fields for seq, fields, _ in self._entries if seq == sequence), None)
+        found = next((fields for seq, fields in self._read() if seq == sequence), None)
         if found is None:
             return None
         return JournalEntry(sequence=sequence, masker=self._masker(), **found)

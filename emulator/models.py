@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 from emulator import errors
@@ -90,7 +91,7 @@ class Principal:
     def environment(self) -> Environment:
         return self.application.environment
 
-    @property
+    @cached_property
     def rate_key(self) -> str:
         """Sandbox apps are limited each on their own; live apps share their workspace's limit,
         unless the app was registered with a limit of its own."""

@@ -4,9 +4,10 @@ uvicorn with httptools buffers a request's target and headers whole (no size lim
 connection that sends half a request open for ever (its only timeout is keep-alive, between
 requests), and answers malformed HTTP itself in plain text. This protocol:
 
-- refuses a target over URL_BYTES_MAX (414) and headers over HEADER_BYTES_MAX (431) while they
-  arrive, before they are buffered: the head of a request is counted in raw bytes as well, so a
-  single endless header line is cut off too;
+- refuses a target over URL_BYTES_MAX (414) while it arrives, and headers over HEADER_BYTES_MAX
+  (431) once they are complete; the head of a request is counted in raw bytes as it arrives
+  (HEAD_BYTES_MAX, 431), so no head, not even a single endless header line, is buffered beyond
+  that;
 - closes a connection whose request has not arrived in full (line, headers and body) within
   `request_timeout` seconds of its start: with a 408 when part of one came, silently when nothing
   did (an idle connection a browser opened ahead of need);
@@ -23,7 +24,6 @@ reach it in process.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import socket
 import struct
 from typing import Any
@@ -37,8 +37,9 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from emulator import errors
 from emulator.errors import ApiError
-from emulator.limits import HEADER_BYTES_MAX, HEADER_LINE_OVERHEAD, URL_BYTES_MAX
+from emulator.limits import HEAD_CHECKED, HEADER_BYTES_MAX, URL_BYTES_MAX, header_bytes
 from emulator.network_faults import CONNECTION_EXTENSION
+from emulator.request_ids import new_request_id
 from emulator.serialize import dumps
 from emulator.settings import Settings
 
@@ -58,7 +59,7 @@ class _Refused(Exception):
 def refusal_bytes(error: ApiError, default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """A complete HTTP/1.1 response carrying `error` in the envelope, closing the connection."""
     body = dumps(error.body())
-    request_id = ("req_" + secrets.token_hex(8)).encode()
+    request_id = new_request_id().encode()
     parts = [STATUS_LINE[error.status]]
     for name, value in default_headers:
         parts += [name, b": ", value, b"\r\n"]
@@ -78,19 +79,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        # When the request under way began (the connection's start for its first request); None
+        # between requests.
+        self._started: float | None = None
         self._in_head = True  # reading a request's line and headers (or waiting for one)
         self._begun = False  # a byte of the current request has arrived
         self._head_bytes = 0
-        self._header_bytes = 0
         self._refusal: ApiError | None = None
         self._lingering: asyncio.TimerHandle | None = None
         self._drained = 0
 
     # Deadline: from the connection (or the request's first byte) to the request's last byte.
+    # One timer per connection, not one per request: a request that ends leaves it running, and
+    # when it fires for a request that began later, it is set again for that request's deadline.
 
-    def _arm(self) -> None:
+    def _arm(self, at: float) -> None:
         if self._deadline is None:
-            self._deadline = self.loop.call_later(self.request_timeout, self._timed_out)
+            self._deadline = self.loop.call_at(at, self._timed_out)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -99,10 +104,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _timed_out(self) -> None:
         self._deadline = None
-        if self.transport.is_closing() or self._lingering is not None:
-            return
-        if self.flow.read_paused:  # the server holds the reading (a pipeline, an unread body)
-            self._arm()
+        started = self._started
+        if started is None or self.transport.is_closing() or self._lingering is not None:
+            return  # between requests: the next one sets the timer again
+        now = self.loop.time()
+        if now < started + self.request_timeout:  # set for a request that has ended since
+            self._arm(started + self.request_timeout)
+        elif self.flow.read_paused:  # the server holds the reading (a pipeline, an unread body)
+            self._arm(now + self.request_timeout)
         elif not self._begun:
             self.transport.close()
         else:
@@ -110,7 +119,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._started = self.loop.time()
+        self._arm(self._started + self.request_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -178,8 +188,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begun = True
-        self._header_bytes = 0
-        self._arm()
+        if self._started is None:
+            self._started = self.loop.time()
+            self._arm(self._started + self.request_timeout)
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > URL_BYTES_MAX:
@@ -187,14 +198,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise _Refused
         super().on_url(url)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + HEADER_LINE_OVERHEAD
-        if self._header_bytes > HEADER_BYTES_MAX:
+    def on_headers_complete(self) -> None:
+        size = header_bytes(self.headers)
+        if size > HEADER_BYTES_MAX:
             self._refusal = errors.headers_too_large(HEADER_BYTES_MAX)
             raise _Refused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
+        self.scope[HEAD_CHECKED] = size  # type: ignore[literal-required]  # the app need not
         super().on_headers_complete()  # when it raises (a target it cannot decode), still the head
         self._in_head = False
         cycle = self.cycle
@@ -204,7 +213,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        self._started = None
         self._in_head = True
         self._begun = False
         self._head_bytes = 0

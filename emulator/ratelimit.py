@@ -6,26 +6,29 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from emulator.clock import Clock
 
 WINDOW_SECONDS = 60
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """One request counted against its window (a named tuple: made on every API request)."""
+
     allowed: bool
     limit: int
     remaining: int
     reset_epoch: int
     retry_after: int
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_epoch),
-        }
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`X-RateLimit-Limit`, `-Remaining` and `-Reset`, as ASGI raw headers."""
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset_epoch),
+        ]
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class RateLimiter:
         """Count one request against `key` if the window allows it; exact under concurrency."""
         with self._lock:
             now = self._clock.timestamp()
-            window = self._windows.setdefault(key, deque())
+            window = self._windows.get(key)
+            if window is None:
+                window = self._windows[key] = deque()
             self._limits[key] = limit
             _expire(window, now)
             allowed = len(window) < limit

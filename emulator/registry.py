@@ -176,6 +176,8 @@ class Registry:
         defaults: WorkspaceDefaults,
     ) -> None:
         self._lock = threading.Lock()
+        # Moves on with every change, so that what was derived from the registry can be kept.
+        self.version = 0
         self.defaults = defaults
         self._workspaces = {ws.id: ws for ws in workspaces}
         self._applications = {app.client_id: app for app in applications}
@@ -226,6 +228,7 @@ class Registry:
                 workspace = settings.applied_to(workspace)
             self._workspaces[workspace.id] = workspace
             self._applications[application.client_id] = application
+            self.version += 1
             return application, workspace
 
     def put_workspace(self, change: WorkspaceChange) -> Workspace:
@@ -238,6 +241,7 @@ class Registry:
             else:
                 workspace = change.settings.applied_to(workspace)
             self._workspaces[workspace.id] = workspace
+            self.version += 1
             return workspace
 
     def _new_workspace(self, workspace_id: str, settings: WorkspaceSettings) -> Workspace:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import convertors, errors, serialize
 from emulator.auth import bearer_fingerprint, fingerprint
-from emulator.errors import ApiError
 from emulator.models import Principal, parse_new_link, required_string
+from emulator.notes import notes_of
 from emulator.parsing import parse_link_query, read_json_body
 from emulator.paths import LINKS_PATH, TOKEN_PATH
-from emulator.ratelimit import Decision
 from emulator.responses import bytes_response, json_response
 from emulator.state import EmulatorState
 
@@ -26,24 +23,26 @@ class PublicApi:
         self.state = state
 
     def routes(self) -> list[Route]:
+        # The router tries them in this order, the most asked for first (no two match a path).
         return [
-            Route(TOKEN_PATH, self.create_token, methods=["POST"]),
             # One route for both methods, so a 405 names both in `Allow`.
             Route(LINKS_PATH, self.links, methods=["GET", "POST"]),
             Route(LINK_PATH, self.get_link, methods=["GET"]),
+            Route(TOKEN_PATH, self.create_token, methods=["POST"]),
         ]
 
     async def create_token(self, request: Request) -> Response:
+        notes = notes_of(request.scope)
         body = await read_json_body(request, self.state.settings.max_body_bytes)
         if not isinstance(body, dict):
             raise errors.invalid_request("The request body must be a JSON object.")
         client_id = required_string(body, "clientId")
-        request.state.client_id = client_id
+        notes.client_id = client_id
         client_secret = required_string(body, "clientSecret")
         # A token signed with the key of the generation the request started in, or none.
-        with self.state.fence.guard_request(request.scope):
+        with self.state.fence.guard(notes.ticket):
             issued = self.state.tokens.exchange(client_id, client_secret)
-        request.state.token_fingerprint = fingerprint(issued.access_token)
+        notes.token_fingerprint = fingerprint(issued.access_token)
         return json_response(serialize.token(issued), headers={"Cache-Control": "no-store"})
 
     async def links(self, request: Request) -> Response:
@@ -52,76 +51,70 @@ class PublicApi:
         return await self.list_links(request)
 
     async def list_links(self, request: Request) -> Response:
-        principal, decision = self._admit(request)
+        principal = self._admit(request)
         state = self.state
-        try:
-            if principal.environment == "sandbox":
-                # The sample set never changes: the same query string, the same page.
-                key: bytes = request.scope["query_string"]
-                kept = state.rendered.cached_page(key)
-                if kept is None:
-                    query = parse_link_query(request.query_params)
-                    kept = state.rendered.keep_page(key, state.sandbox.query(query))
-                body, pagination = kept
-            else:
+        if principal.environment == "sandbox":
+            # The sample set never changes: the same query string, the same page.
+            key: bytes = request.scope["query_string"]
+            kept = state.rendered.cached_page(key)
+            if kept is None:
                 query = parse_link_query(request.query_params)
-                page = state.live.query(principal.workspace.id, query)
-                body = serialize.dumps(serialize.page(page, state.settings.short_base))
-                pagination = serialize.pagination(page)
-        except ApiError as error:
-            raise _with_rate_headers(error, decision) from None
-        request.state.pagination = pagination
-        return bytes_response(body, headers=decision.headers())
+                kept = state.rendered.keep_page(key, state.sandbox.query(query))
+            body, pagination = kept
+        else:
+            query = parse_link_query(request.query_params)
+            page = state.live.query(principal.workspace.id, query)
+            body = serialize.dumps(serialize.page(page, state.settings.short_base))
+            pagination = serialize.pagination(page)
+        notes_of(request.scope).pagination = pagination
+        return bytes_response(body)
 
     async def create_link(self, request: Request) -> Response:
-        principal, decision = self._admit(request)
+        principal = self._admit(request)
         state = self.state
-        try:
-            new = parse_new_link(await read_json_body(request, state.settings.max_body_bytes))
-            now = state.clock.now()
-            if principal.environment == "sandbox":
-                link = state.sandbox.preview_create(new, now)
-            else:
-                # One namespace of slugs: a sample link's slug is taken for live links too.
-                with self.state.fence.guard_request(request.scope):
-                    link = state.live.create(principal.workspace, new, now, state.sandbox.has_slug)
-        except ApiError as error:
-            raise _with_rate_headers(error, decision) from None
+        new = parse_new_link(await read_json_body(request, state.settings.max_body_bytes))
+        now = state.clock.now()
+        if principal.environment == "sandbox":
+            link = state.sandbox.preview_create(new, now)
+        else:
+            # One namespace of slugs: a sample link's slug is taken for live links too.
+            with self.state.fence.guard_request(request.scope):
+                link = state.live.create(principal.workspace, new, now, state.sandbox.has_slug)
         persisted = principal.environment == "live"
         body = {**serialize.link_detail(link, state.settings.short_base), "persisted": persisted}
-        headers = decision.headers()
-        if persisted:
-            headers["Location"] = f"{LINKS_PATH}/{link.id}"
+        headers = {"Location": f"{LINKS_PATH}/{link.id}"} if persisted else None
         return json_response(body, status=201, headers=headers)
 
     async def get_link(self, request: Request) -> Response:
-        principal, decision = self._admit(request)
+        principal = self._admit(request)
         link_id: str = request.path_params["linkId"]
         state = self.state
         if principal.environment == "sandbox":
-            link = state.sandbox.get(link_id)
-            body = state.rendered.detail(link) if link is not None else None
+            body = state.rendered.cached_detail(link_id)
+            if body is None:
+                link = state.sandbox.get(link_id)
+                body = state.rendered.detail(link) if link is not None else None
         else:
             link = state.live.get(principal.workspace.id, link_id)
             detail = serialize.link_detail(link, state.settings.short_base) if link else None
             body = serialize.dumps(detail) if detail is not None else None
         if body is None:
-            raise _with_rate_headers(errors.link_not_found(), decision)
-        return bytes_response(body, headers=decision.headers())
+            raise errors.link_not_found()
+        return bytes_response(body)
 
-    def _admit(self, request: Request) -> tuple[Principal, Decision]:
-        """Authenticate, then count the call against the caller's window (or refuse it)."""
-        authorization = request.headers.get("authorization")
+    def _admit(self, request: Request) -> Principal:
+        """Authenticate, then count the call against the caller's window (or refuse it). From
+        here on, whatever the handler answers carries the window's rate-limit headers (the
+        request layer adds them from the notes)."""
+        notes = notes_of(request.scope)
+        authorization = notes.header(b"authorization")
         if authorization:
-            request.state.token_fingerprint = bearer_fingerprint(authorization)
-        with self.state.fence.guard_request(request.scope):
+            notes.token_fingerprint = bearer_fingerprint(authorization)
+        with self.state.fence.guard(notes.ticket):
             principal = self.state.tokens.authenticate(authorization)
-            request.state.client_id = principal.application.client_id
+            notes.client_id = principal.application.client_id
             decision = self.state.limiter.acquire(principal.rate_key, principal.rate_limit)
+        notes.rate_limit = decision
         if not decision.allowed:
-            raise errors.rate_limited(decision.retry_after, decision.headers())
-        return principal, decision
-
-
-def _with_rate_headers(error: ApiError, decision: Decision) -> ApiError:
-    return replace(error, headers={**error.headers, **decision.headers()})
+            raise errors.rate_limited(decision.retry_after)
+        return principal

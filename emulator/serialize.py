@@ -136,6 +136,15 @@ class RenderedLinks:
                 self._summaries.popitem(last=False)
         return rendered
 
+    def cached_detail(self, link_id: str) -> bytes | None:
+        """The detail last rendered for this id, if kept (a sample link's id never changes
+        link)."""
+        with self._lock:
+            cached = self._details.get(link_id)
+            if cached is not None:
+                self._details.move_to_end(link_id)
+            return cached
+
     def detail(self, link: Link) -> bytes:
         with self._lock:
             cached = self._details.get(link.id)

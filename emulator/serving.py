@@ -82,6 +82,7 @@ def serve_app(
     host: str,
     port: int,
     log_level: str,
+    access_log: bool = False,
     on_listening: Callable[[Listening], None],
     on_stopped: Callable[[], None],
     http: Any = "auto",
@@ -89,12 +90,14 @@ def serve_app(
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, draining requests in flight (up to 5 s). `http` is uvicorn's
     HTTP protocol (a name, or a class such as protocol.http_protocol's); no WebSocket is served.
-    Without `date_header`, uvicorn adds no `Date` of its own (a proxy passes on its target's)."""
+    Without `date_header`, uvicorn adds no `Date` of its own (a proxy passes on its target's).
+    uvicorn's access log (a line per request) is off unless `access_log`."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        access_log=access_log,
         server_header=False,
         date_header=date_header,
         timeout_graceful_shutdown=5,

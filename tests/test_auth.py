@@ -455,3 +455,16 @@ def test_exchange_is_journaled_with_its_client_id(frozen_client: TestClient) -> 
     assert exchange and exchange[-1]["clientId"] == SANDBOX_CLIENT_ID
     assert exchange[-1]["status"] == 200
     assert exchange[-1]["time"] == FROZEN_NOW
+
+
+def test_a_caller_is_found_anew_once_its_workspace_changes(client: TestClient) -> None:
+    """Callers are kept by their Authorization value while the registry is unchanged: a change
+    to the workspace (as a scenario or the pytest handle makes) applies to the next call."""
+    from emulator.registry import WorkspaceChange, WorkspaceSettings
+
+    register_app(client, "lv_kept", "lv_kept_secret", environment="live", workspace_id="ws_kept")
+    headers = auth_headers(client, "lv_kept", "lv_kept_secret")
+    assert client.get(LINKS_PATH, headers=headers).status_code == 200
+    registry = client.app.state.emulator.registry  # type: ignore[attr-defined]
+    registry.put_workspace(WorkspaceChange("ws_kept", WorkspaceSettings(api_access=False)))
+    assert_error(client.get(LINKS_PATH, headers=headers), 403, "api_access_disabled")

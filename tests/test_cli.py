@@ -316,6 +316,24 @@ def test_quiet_prints_neither_greeting_nor_farewell() -> None:
         assert served.stderr == "", "--quiet with --log-level warning prints nothing at all"
 
 
+def test_a_line_per_request_only_with_access_log_and_no_token_in_it() -> None:
+    for flags, logged in (((), False), (("--access-log",), True)):
+        for served in _serve("--log-level", "info", "--quiet", *flags):
+            with httpx.Client(base_url=served.url, timeout=5.0) as client:
+                headers = _token(client, DEMO)
+                token = headers["Authorization"].split()[1]
+                assert client.get(f"{LINKS}?access_token={token}", headers=headers).is_success
+            served.stop()
+            assert served.process.stdout is not None
+            printed = served.process.stdout.read().decode() + served.stderr  # uvicorn's: stdout
+            lines = [line for line in printed.splitlines() if LINKS in line]
+            assert token not in printed
+            if logged:
+                assert len(lines) == 1 and "access_token=***" in lines[0], printed
+            else:
+                assert lines == [], printed
+
+
 def _read_terminal(fd: int, until: str, timeout: float) -> str:
     """What a terminal shows, read from its master side until `until` appears (bounded)."""
     seen = b""

@@ -51,6 +51,7 @@ def run(settings: Settings, args: argparse.Namespace, *, log_level: str, quiet: 
         app,
         log_level,
         quiet=quiet,
+        access_log=args.access_log,
         greeting=proxy_greeting,
         farewell=proxy_farewell,
         date_header=False,

@@ -26,6 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 from emulator import errors
 from emulator.auth import fingerprint
 from emulator.clock import format_timestamp
+from emulator.notes import RequestNotes, notes_of
 from emulator.paths import TOKEN_PATH
 from emulator.proxy.checks import CHECK_HEADER, Checker, ExchangeCheck
 from emulator.proxy.exchange import (
@@ -194,7 +195,7 @@ class Forwarder:
             self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context: dict[str, Any] = scope.setdefault("state", {})
+        notes = notes_of(scope)
         body = await _read_client_body(receive, self.body_bytes)
         if body.disconnected:
             return  # the client is gone: nothing is sent on its behalf
@@ -206,7 +207,7 @@ class Forwarder:
             headers=tuple((bytes(k), bytes(v)) for k, v in scope["headers"]),
             body=body.held if body.complete else None,
         )
-        self._name_the_caller(request, context)
+        self._name_the_caller(request, notes)
         clock = self.state.clock
         sent_at = clock.timestamp()
         content: Any = body.held if body.complete else _rest_of_client_body(body.held, receive)
@@ -239,23 +240,23 @@ class Forwarder:
         answer = self._answer(upstream.status_code, headers, held, sent_at, clock.timestamp())
         check = await self._check(request, answer)
         check.on_recorded = self._on_recorded(request, answer)
-        context["check"] = check
+        notes.check = check
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": held, "more_body": False})
 
-    def _name_the_caller(self, request: ClientRequest, context: dict[str, Any]) -> None:
+    def _name_the_caller(self, request: ClientRequest, notes: RequestNotes) -> None:
         """The journal's application and token fingerprint, as far as the proxy knows them: the
         client id a token exchange names, the one a token seen issued belongs to."""
         token = bearer_token(request)
         if token is not None:
-            context["token_fingerprint"] = fingerprint(token)
+            notes.token_fingerprint = fingerprint(token)
             known = self.checker.shadow.identities.of(token)
             if known is not None:
-                context["client_id"] = known[0]
+                notes.client_id = known[0]
         elif request.path == TOKEN_PATH and isinstance(request.json, dict):
             client_id = request.json.get("clientId")
             if isinstance(client_id, str):
-                context["client_id"] = client_id[:200]
+                notes.client_id = client_id[:200]
 
     def _build(self, request: ClientRequest, content: Any) -> httpx.Request:
         also = (b"host",) if request.body is None else (b"host", b"content-length")
@@ -329,7 +330,7 @@ class Forwarder:
     ) -> None:
         check = ExchangeCheck(verdict="proxy-answer", notes=[error.message])
         check.on_recorded = self._on_recorded(request, None)
-        scope["state"]["check"] = check
+        notes_of(scope).check = check
         response = error_response(error)
 
         async def nothing() -> Message:
@@ -361,7 +362,7 @@ class Forwarder:
         )
         check = ExchangeCheck(verdict="unchecked", notes=list(answer.notes), adds_header=False)
         check.on_recorded = self._on_recorded(request, answer)
-        scope["state"]["check"] = check
+        notes_of(scope).check = check
         start_headers = [*headers, (CHECK_HEADER.encode(), b"unchecked")]
         try:
             await send(
