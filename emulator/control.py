@@ -36,7 +36,8 @@ HEALTH_PATH = f"{PREFIX}/health"
 Endpoint = Callable[[Request], Awaitable[Response]]
 # Journal sequence numbers: any longer number is past every entry.
 _SEQUENCE_DIGITS = 18
-_HEALTHY = serialize.dumps({"status": "ok"})
+# Health's one answer, made once and sent as it is (the request layer answers a GET itself).
+HEALTHY = bytes_response(serialize.dumps({"status": "ok"}))
 
 
 class ControlApi:
@@ -99,7 +100,7 @@ class ControlApi:
         return self.state.fence.guard_request(request.scope)
 
     async def health(self, request: Request) -> Response:
-        return bytes_response(_HEALTHY)
+        return HEALTHY
 
     async def reset(self, request: Request) -> Response:
         with self._fenced(request):  # a reset asked for before another one is not carried out

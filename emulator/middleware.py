@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator import errors, limits
 from emulator.auth import bearer_fingerprint
+from emulator.control import HEALTH_PATH, HEALTHY
 from emulator.errors import ApiError
 from emulator.faults import Fault, injected_error, take_fault
 from emulator.fence import wait
@@ -212,7 +213,12 @@ class RequestLayer:
             refusal = limits.oversized(head_bytes, raw_path, scope["query_string"])
         if path.startswith(CONTROL_PREFIX):
             refusal = refusal or self.control_refusal(scope, first)
-            answer = self.app if refusal is None else error_response(refusal)
+            if refusal is not None:
+                answer = error_response(refusal)
+            elif path == HEALTH_PATH and scope["method"] == "GET":
+                answer = HEALTHY  # what health checks poll: answered here, without the router
+            else:
+                answer = self.app
             await answer(scope, receive, self._sender(send, notes, False, None))
             return
         origin = first.get(b"origin")

@@ -195,6 +195,20 @@ def test_the_control_api_answers_without_cors(client: TestClient) -> None:
     assert not [h for h in foreign.headers if h.startswith("access-control-")]
 
 
+def test_health_answers_every_method_as_its_route_does(client: TestClient) -> None:
+    """The layer answers a GET of health itself; the router still answers the rest of it."""
+    got = client.get(f"{CONTROL}/health", headers={"X-Request-Id": "probe-1"})
+    assert (got.status_code, got.content) == (200, b'{"status":"ok"}')
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["x-request-id"] == "probe-1"
+    assert got.headers["content-length"] == str(len(got.content))
+    head = client.head(f"{CONTROL}/health")
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(got.content))
+    assert_error(client.post(f"{CONTROL}/health", headers=JSON), 405, "method_not_allowed")
+    refused = client.get(f"{CONTROL}/health", headers={"Host": "evil.example"})
+    assert_error(refused, 403, "host_refused")
+
+
 # --- rate-limit headers --------------------------------------------------------------------------
 
 
