@@ -265,7 +265,7 @@ def add_server_options(options: EnvOptions) -> None:
     options.flag(
         "--access-log",
         help="log a line per request (uvicorn's access log on stdout, tokens masked; with "
-        "--log-level info or lower); it costs 40-50% of the request rate, and the inspector and "
+        "--log-level info or lower); it costs 30-60% of the request rate, and the inspector and "
         "the journal show every API request without it",
     )
     options.flag("--quiet", help="print no greeting and no farewell (uvicorn's log: --log-level)")
