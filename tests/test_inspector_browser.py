@@ -57,6 +57,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 10_000  # every Playwright wait is bounded by this
+# Starting Chromium on a loaded 2-core machine (the suite's other worker busy) has taken over 10 s.
+LAUNCH_MS = 60_000
 UI = f"{CONTROL}/ui"
 START = "2026-03-14T09:26:00Z"  # the emulator's clock runs on from here
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "inspector.png"
@@ -83,7 +85,7 @@ def browser() -> Iterator[Any]:
         _unavailable("Playwright for Python is not installed")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=WAIT_MS
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=LAUNCH_MS
         )
         try:
             yield launched
