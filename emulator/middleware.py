@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from emulator import errors, limits
 from emulator.auth import bearer_fingerprint
 from emulator.control import HEALTH_PATH, HEALTHY
+from emulator.control import PREFIX as CONTROL_PREFIX
 from emulator.errors import ApiError
 from emulator.faults import Fault, injected_error, take_fault
 from emulator.fence import wait
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 RawHeaders = list[tuple[bytes, bytes]]
 
-CONTROL_PREFIX = "/_emulator"
 UNJOURNALED_PREFIXES = (CONTROL_PREFIX, "/openapi.", "/favicon.ico")
 # The one state-changing method a page elsewhere can send without a preflight (a form, a "simple"
 # fetch); DELETE and the others are always preflighted, and a preflight here is refused.
