@@ -69,12 +69,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fuzzed cases per operation and mode (positive, negative)",
     )
     options.add("--seed", type=int, metavar="N", shown="random", help="fuzzing seed")
-    options.add(
-        "--rate-limit",
-        default="15/m",
-        metavar="RATE",
-        help="the most requests the target takes, token exchanges included",
-    )
     options.flag(
         "--allow-writes",
         help="send creates to a live target (they are real links, counted against the quota)",
@@ -115,8 +109,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_target_options(options: EnvOptions) -> None:
-    """--base-url, --client-id and --client-secret: the options of a command that talks to a
-    target (read back by `target_access`, with --rate-limit)."""
+    """--base-url, --client-id, --client-secret and --rate-limit: the options of a command that
+    talks to a target (read back by `target_access`)."""
     options.add(
         "--base-url", required=True, metavar="URL", help="the target, e.g. https://8here.in"
     )
@@ -134,6 +128,12 @@ def add_target_options(options: EnvOptions) -> None:
         secret=True,
         shown="the emulator's demo sandbox app",
         help="the target application's client secret",
+    )
+    options.add(
+        "--rate-limit",
+        default="15/m",
+        metavar="RATE",
+        help="the most requests the target takes, token exchanges included",
     )
 
 

@@ -50,12 +50,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="the fixture folder to write (made if missing)",
     )
-    options.add(
-        "--rate-limit",
-        default="15/m",
-        metavar="RATE",
-        help="the most requests the target takes, token exchanges included",
-    )
     options.flag(
         "--resume",
         help="go on with the unfinished snapshot in DIR, fetching no saved link again "
